@@ -1,0 +1,1 @@
+"""The planner: the pure planning engine (engine/) and the HTTP service."""
