@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 CHECK = """
 import json, operator, sys
-import execplanner, execplanner.operator, execplanner.planner
+import execplanner, execplanner.operator, execplanner.planner, execplanner.planner.engine
 try:
     import operator.labels  # our module, reached through the top-level name: must fail
     leaked = True

@@ -1,0 +1,418 @@
+"""Offers over time: when, and how big, a request can run.
+
+Start times are exact: a request can only start to fit where a window opens or where booked
+usage (on a node, or in the namespace's quota) drops, so those breakpoints are the only
+candidates, never a grid. Holds count as booked until their end.
+
+Offer order (deterministic):
+  1. the earliest start at which the minimum fits for the minimum duration, sized up at that
+     start (most cores, then memory, then GPUs, up to the maxima) and run as long as that size
+     still fits (up to the maximum duration);
+  2. alternatives trading start time for size/duration, by start: maximum size (extended as
+     far as it fits), minimum size for the maximum duration (sized up), maximum size for the
+     maximum duration; an alternative is dropped when an earlier offer dominates it (starts no
+     later, nothing smaller, runs no shorter).
+`minimal` asks for exactly the minimum at the earliest start: one offer.
+"""
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from .calendar import Calendar, NodeState
+from .filters import PodFilter, Toleration
+from .fit import (Assignment, PodRequest, best_fit_key, candidates, excluded_reasons, filter_failure, filter_reasons, place_set)
+from .reasons import Reason, amount, shortfall_reasons, shortness
+from .resources import NAMES, Resources, total
+from .timeline import INF
+
+Windows = list[tuple[int, int]]
+
+
+@dataclass(frozen=True)
+class Range:
+    min: int
+    max: int
+
+    def __post_init__(self) -> None:
+        if self.min < 0 or self.max < self.min:
+            raise ValueError(f"range {self.min}..{self.max} is empty or negative")
+
+    @staticmethod
+    def of(low: int, high: int | None = None) -> Range:
+        """max defaults to min."""
+        return Range(low, low if high is None else high)
+
+
+@dataclass(frozen=True)
+class Request:
+    """A flexible single pod (cpu/memory/gpu ranges) or a fixed pod set (`pods`), for a duration
+    range, starting inside one of `windows` ([earliest, latest] start, epoch seconds)."""
+
+    cpu: Range = Range(0, 0)  # millicores
+    memory: Range = Range(0, 0)  # bytes
+    gpu: Range = Range(0, 0)
+    duration: Range = Range(3600, 3600)  # seconds
+    windows: tuple[tuple[int, int], ...] | None = None  # None: [now, now + calendar horizon]
+    node_selector: Mapping[str, str] = field(default_factory=dict)
+    tolerations: tuple[Toleration, ...] = ()
+    minimal: bool = False
+    pods: tuple[PodRequest, ...] | None = None  # a fixed pod set instead of the ranges
+    ephemeral: int = 0  # bytes of ephemeral-storage for the flexible pod
+    name: str = "main"  # the flexible pod's name in placements
+
+
+@dataclass(frozen=True)
+class Offer:
+    start: int
+    end: int
+    cpu: int  # millicores, summed over pods
+    memory: int  # bytes
+    gpu: int
+    assignments: tuple[Assignment, ...]  # pod -> node, with the pod's vector
+    vector: Resources | None = None  # the size chosen for a flexible single pod
+
+    @property
+    def duration(self) -> int:
+        return self.end - self.start
+
+    @property
+    def placements(self) -> list[tuple[str, Resources]]:
+        """(node, vector) pairs, as Calendar.book takes them."""
+        return [(a.node, a.requests) for a in self.assignments]
+
+    def dominates(self, other: Offer) -> bool:
+        return (self.start <= other.start and self.duration >= other.duration and self.cpu >= other.cpu
+                and self.memory >= other.memory and self.gpu >= other.gpu)
+
+
+@dataclass(frozen=True)
+class OfferResult:
+    offers: list[Offer]
+    reasons: list[Reason]
+
+
+# -- windows ----------------------------------------------------------------------------------
+
+def windows_for(request: Request, now: int, horizon: int) -> Windows:
+    """Start windows clipped to now, sorted and merged."""
+    raw = request.windows if request.windows else ((now, now + horizon),)
+    return clip([(max(lo, now), hi) for lo, hi in raw], now)
+
+
+def clip(windows: Sequence[tuple[int, int]], after: int) -> Windows:
+    """The parts of `windows` at or after `after`, sorted and merged."""
+    out: Windows = []
+    for lo, hi in sorted(windows):
+        lo = max(lo, after)
+        if lo > hi:
+            continue
+        if out and lo <= out[-1][1] + 1:
+            out[-1] = (out[-1][0], max(out[-1][1], hi))
+        else:
+            out.append((lo, hi))
+    return out
+
+
+# -- searches (single pod) ---------------------------------------------------------------------
+
+def _earliest_on_nodes(cal: Calendar, need: Resources, flt: PodFilter, duration: int, windows: Windows) -> int | None:
+    """The earliest start in `windows` at which some node holds `need` for `duration`.
+    Largest nodes first (likely earliest), and each node only looks before the best so far."""
+    if not windows:
+        return None
+    first = windows[0][0]
+    next_open = windows[1][0] if len(windows) > 1 else INF
+    best = INF
+    for node in candidates(cal, need, flt, descending=True):
+        tl = node.timeline
+        if best < INF and next_open >= best:
+            # Cheap skip, the common case once something was found: the node is too busy at the
+            # first opening (CPU, memory or GPU at that instant) and its usage does not change
+            # before the best start so far, so it cannot start earlier.
+            times = tl.times
+            k = bisect_right(times, first)
+            if k == len(times) or times[k] >= best:
+                f = node.free
+                c = tl.cols
+                if (c[0][k - 1] > f[0] - need[0] or c[1][k - 1] > f[1] - need[1]
+                        or c[2][k - 1] > f[2] - need[2]):
+                    continue
+        t = tl.earliest(need, node.free, duration, windows, best)
+        if t is not None:
+            best = t
+            if t == first:
+                break  # nothing can start earlier
+    return best if best < INF else None
+
+
+def earliest(cal: Calendar, need: Resources, flt: PodFilter, duration: int, windows: Windows,
+             namespace: str | None) -> int | None:
+    """The earliest start where a node and the namespace's quota both hold `need` for `duration`.
+    Alternates between the two constraints; each step only moves forward to a feasible time of
+    one of them, so the first agreement is the earliest common start."""
+    quota = cal.quota_of(namespace)
+    if quota is not None and not need.fits(quota):
+        return None
+    while windows:
+        t = _earliest_on_nodes(cal, need, flt, duration, windows)
+        if t is None or quota is None:
+            return t
+        tq = cal.ns_timeline(namespace).earliest(need, quota, duration, clip(windows, t))  # type: ignore[arg-type]
+        if tq == t or tq is None:
+            return tq
+        windows = clip(windows, tq)
+    return None
+
+
+def _quota_room(cal: Calendar, namespace: str | None, start: int, end: int) -> Resources | None:
+    quota = cal.quota_of(namespace)
+    if quota is None:
+        return None
+    used = cal.ns_timeline(namespace).max_over(start, end)  # type: ignore[arg-type]
+    return Resources(*(q - u for q, u in zip(quota, used)))
+
+
+def size_at(cal: Calendar, low: Resources, high: Resources, flt: PodFilter, start: int, duration: int,
+            namespace: str | None) -> Resources | None:
+    """The biggest size between `low` and `high` (most cores, then memory, then GPUs) that some
+    node and the quota hold over [start, start + duration)."""
+    end = start + duration
+    room = _quota_room(cal, namespace, start, end)
+    if room is not None:
+        high = high.minimum(room)
+        if not low.fits(high):
+            return None
+    best: Resources | None = None
+    for node in candidates(cal, low, flt, descending=True):
+        if best is not None and min(node.free[0], high[0]) < best[0]:
+            break  # nodes are by free CPU: none further can offer more cores
+        free = node.free_over(start, end)
+        if not low.fits(free):
+            continue
+        size = Resources(min(high[0], free[0]), min(high[1], free[1]), min(high[2], free[2]), low[3], low[4])
+        if best is None or size[:3] > best[:3]:
+            best = size
+            if size == high:
+                break
+    return best
+
+
+def longest(cal: Calendar, size: Resources, flt: PodFilter, start: int, min_duration: int, max_duration: int,
+            namespace: str | None) -> tuple[int, NodeState] | None:
+    """The longest run (up to max_duration) from `start` for `size`, and the tightest node giving it."""
+    until = start + max_duration
+    quota = cal.quota_of(namespace)
+    if quota is not None:
+        until = cal.ns_timeline(namespace).run_end(size, quota, start, until)  # type: ignore[arg-type]
+    # The longest run wins; among nodes that tie, the best fit (fewest spare GPUs first, so
+    # CPU work keeps off GPU nodes), over a bounded sample as in fit.place_one.
+    best: tuple[tuple, NodeState] | None = None
+    full = 0
+    for node in candidates(cal, size, flt):
+        end = node.timeline.run_end(size, node.free, start, until)
+        if end - start < min_duration:
+            continue
+        key = (start - end, best_fit_key(node.free - size, node.name))
+        if best is None or key < best[0]:
+            best = (key, node)
+        if end == until:
+            full += 1
+            if full >= cal.score_sample:
+                break
+    if best is None:
+        return None
+    return -best[0][0], best[1]
+
+
+# -- offers -----------------------------------------------------------------------------------
+
+def offers(cal: Calendar, request: Request, now: int, count: int = 3, namespace: str | None = None) -> OfferResult:
+    """Up to `count` offers for `request`, or the reasons there is none."""
+    if request.duration.min <= 0:
+        return OfferResult([], [Reason("window", "the minimum duration must be positive")])
+    windows = windows_for(request, now, cal.horizon)
+    if not windows:
+        return OfferResult([], [Reason("window", "every start window is in the past")])
+    if request.pods is not None:
+        return _pod_set_offers(cal, request, windows, count, namespace)
+    return _flexible_offers(cal, request, windows, count, namespace)
+
+
+def _single(request: Request, size: Resources, start: int, duration: int, node: NodeState) -> Offer:
+    return Offer(start, start + duration, size[0], size[1], size[2],
+                 (Assignment(request.name, node.name, size),), size)
+
+
+def _pick(first: Offer, alternatives: list[Offer], count: int) -> list[Offer]:
+    chosen = [first]
+    for offer in sorted(alternatives, key=lambda o: (o.start, -o.cpu, -o.memory, -o.gpu, -o.duration)):
+        if len(chosen) >= count:
+            break
+        if not any(c.dominates(offer) for c in chosen):
+            chosen.append(offer)
+    return chosen[:count]
+
+
+def _flexible_offers(cal: Calendar, request: Request, windows: Windows, count: int, namespace: str | None) -> OfferResult:
+    low = Resources(request.cpu.min, request.memory.min, request.gpu.min, request.ephemeral, 1)
+    high = Resources(request.cpu.max, request.memory.max, request.gpu.max, request.ephemeral, 1)
+    dmin, dmax = request.duration.min, request.duration.max
+    flt = PodFilter.of(request.node_selector, request.tolerations)
+
+    def sized(start: int | None, size_low: Resources, size_high: Resources, d_low: int, d_high: int) -> Offer | None:
+        if start is None:
+            return None
+        size = size_at(cal, size_low, size_high, flt, start, d_low, namespace)
+        run = longest(cal, size, flt, start, d_low, d_high, namespace) if size is not None else None
+        return _single(request, size, start, run[0], run[1]) if run and size else None
+
+    t1 = earliest(cal, low, flt, dmin, windows, namespace)
+    if t1 is None:
+        return OfferResult([], no_offer_reasons(cal, low, flt, dmin, windows, namespace))
+    if request.minimal:
+        first = sized(t1, low, low, dmin, dmin)
+        assert first is not None
+        return OfferResult([first], [])
+    first = sized(t1, low, high, dmin, dmax)
+    assert first is not None, "the earliest start must be placeable"
+    if count <= 1 or (high == low and dmax == dmin):
+        return OfferResult([first], [])
+    later = clip(windows, t1)
+    t_big = earliest(cal, high, flt, dmin, later, namespace)
+    t_long = earliest(cal, low, flt, dmax, later, namespace)
+    t_both = None
+    if t_big is not None and t_long is not None:
+        t_both = earliest(cal, high, flt, dmax, clip(windows, max(t_big, t_long)), namespace)
+    alternatives = [o for o in (
+        sized(t_big, high, high, dmin, dmax),
+        sized(t_long, low, high, dmax, dmax),
+        sized(t_both, high, high, dmax, dmax),
+    ) if o is not None]
+    return OfferResult(_pick(first, alternatives, count), [])
+
+
+def no_offer_reasons(cal: Calendar, need: Resources, flt: PodFilter, duration: int, windows: Windows,
+                     namespace: str | None, prefix: str = "") -> list[Reason]:
+    """Why `need` never fits for `duration` inside the windows."""
+    blocked = filter_reasons(cal, flt, prefix)
+    if blocked:
+        return blocked
+    quota = cal.quota_of(namespace)
+    if quota is not None:
+        for r in range(3):
+            if need[r] > quota[r]:
+                limit = quota[r]
+                return [Reason("quota", f"{prefix}over quota: {NAMES[r]}: needs {amount(NAMES[r], need[r])}, "
+                               f"namespace {namespace} may book {amount(NAMES[r], limit)} at most",
+                               resource=NAMES[r], needed=need[r], available=limit, namespace=namespace)]
+        t = _earliest_on_nodes(cal, need, flt, duration, windows)
+        if t is not None:  # the nodes could, so the quota is what blocks it
+            return [Reason(r.kind, prefix + r.message, r.resource, r.needed, r.available, r.node, r.namespace, r.at)
+                    for r in cal.quota_reasons(namespace, need, t, t + duration)]  # type: ignore[arg-type]
+    # The closest any node comes, at any candidate start in the windows.
+    best: tuple | None = None
+    for node in cal.nodes.values():
+        if filter_failure(node, flt) is not None:
+            continue
+        starts = {lo for lo, _ in windows}
+        times = node.timeline.times
+        for lo, hi in windows:
+            starts.update(times[bisect_right(times, lo):bisect_right(times, hi)])
+        for t in sorted(starts):
+            free = node.free_over(t, t + duration)
+            key = (*shortness(need, free, node.allocatable), t, node.name)
+            if best is None or key < best[0]:
+                best = (key, node.name, free, t)
+    assert best is not None, "filter_reasons returned nothing, so some node passes the filters"
+    _, name, free, t = best
+    out = shortfall_reasons(need, free, name, t, t + duration, prefix)
+    out += excluded_reasons(cal, need, flt, lambda node: node.free, prefix)
+    return out or [Reason("capacity", f"{prefix}no start in the windows fits")]
+
+
+# -- fixed pod sets (charts) --------------------------------------------------------------------
+
+def _pod_set_offers(cal: Calendar, request: Request, windows: Windows, count: int, namespace: str | None) -> OfferResult:
+    pods = tuple(request.pods or ())
+    dmin, dmax = request.duration.min, request.duration.max
+    if not pods:
+        return OfferResult([], [Reason("window", "the pod set is empty")])
+    first = _pod_set_earliest(cal, pods, dmin, dmax, windows, namespace)
+    if isinstance(first, list):
+        return OfferResult([], first)
+    if count <= 1 or dmax == dmin or first.duration == dmax or request.minimal:
+        return OfferResult([first], [])
+    longer = _pod_set_earliest(cal, pods, dmax, dmax, clip(windows, first.start), namespace)
+    alternatives = [longer] if isinstance(longer, Offer) else []
+    return OfferResult(_pick(first, alternatives, count), [])
+
+
+def _pod_set_earliest(cal: Calendar, pods: tuple[PodRequest, ...], dmin: int, dmax: int, windows: Windows,
+                      namespace: str | None) -> Offer | list[Reason]:
+    """The earliest start where the set fits for dmin (placed as `fit` places it), run as long as
+    the same placement holds (up to dmax). Candidate starts: window openings and breakpoints;
+    each pod alone must fit first, which gives a lower bound and lets the search skip ahead."""
+    need_total = total(p.requests for p in pods)
+    quota = cal.quota_of(namespace)
+    if quota is not None and not need_total.fits(quota):
+        return no_offer_reasons(cal, need_total, PodFilter(), dmin, windows, namespace, "the pod set: ")
+    t: int | None = windows[0][0]
+    breakpoints: list[int] | None = None
+    while t is not None:
+        windows = clip(windows, t)
+        for pod in pods:  # skip to where every pod fits alone
+            tp = earliest(cal, pod.requests, pod.filter, dmin, windows, None)
+            if tp is None:
+                return no_offer_reasons(cal, pod.requests, pod.filter, dmin, windows, None, f"pod {pod.name}: ")
+            windows = clip(windows, tp)
+        if quota is not None:
+            tq = cal.ns_timeline(namespace).earliest(need_total, quota, dmin, windows)  # type: ignore[arg-type]
+            if tq is None:
+                return no_offer_reasons(cal, need_total, PodFilter(), dmin, windows, namespace, "the pod set: ")
+            windows = clip(windows, tq)
+        if not windows:
+            break
+        t = windows[0][0]
+        placed = place_set(cal, pods, t, t + dmin)
+        if placed:
+            end = _pod_set_run_end(cal, placed.assignments, t, t + dmax, namespace, need_total)
+            return Offer(t, end, need_total[0], need_total[1], need_total[2], placed.assignments)
+        if breakpoints is None:
+            breakpoints = _all_breakpoints(cal, windows, namespace)
+        t = _next_after(breakpoints, t)
+    return [Reason("capacity", "the pod set does not fit together on the nodes at any start in the windows "
+                               "(each pod fits alone; sets are placed greedily beyond 8 pods)")]
+
+
+def _pod_set_run_end(cal: Calendar, assignments: Sequence[Assignment], start: int, until: int,
+                     namespace: str | None, need_total: Resources) -> int:
+    per_node: dict[str, Resources] = {}
+    for a in assignments:
+        per_node[a.node] = per_node[a.node] + a.requests if a.node in per_node else a.requests
+    end = until
+    for name, vector in per_node.items():
+        node = cal.nodes[name]
+        end = node.timeline.run_end(vector, node.free, start, end)
+    quota = cal.quota_of(namespace)
+    if quota is not None:
+        end = cal.ns_timeline(namespace).run_end(need_total, quota, start, end)  # type: ignore[arg-type]
+    return end
+
+
+def _all_breakpoints(cal: Calendar, windows: Windows, namespace: str | None) -> list[int]:
+    lo, hi = windows[0][0], windows[-1][1]
+    points: set[int] = {w[0] for w in windows}
+    timelines = [n.timeline for n in cal.by_cpu]
+    if namespace is not None and namespace in cal.quotas:
+        timelines.append(cal.ns_timeline(namespace))
+    for tl in timelines:
+        times = tl.times
+        points.update(times[bisect_right(times, lo):bisect_right(times, hi)])
+    return sorted(points)
+
+
+def _next_after(points: list[int], t: int) -> int | None:
+    k = bisect_right(points, t)
+    return points[k] if k < len(points) else None

@@ -1,0 +1,179 @@
+"""Parsing and formatting of the units users and Kubernetes write.
+
+Internally the engine only knows integers: millicores, bytes, counts, seconds and
+epoch seconds (UTC). Everything is converted here, once, at the edge.
+"""
+from __future__ import annotations
+
+import math
+import re
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import isodate
+from kubernetes.utils.quantity import parse_quantity
+
+GIB = 1 << 30
+_MEMORY_SUFFIXES = (("Ei", 1 << 60), ("Pi", 1 << 50), ("Ti", 1 << 40), ("Gi", 1 << 30), ("Mi", 1 << 20), ("Ki", 1 << 10),
+                    ("E", 10**18), ("P", 10**15), ("T", 10**12), ("G", 10**9), ("M", 10**6), ("k", 10**3))
+_SHORT_DURATION = re.compile(
+    r"^(?:(?P<d>\d+(?:\.\d+)?)d)?(?:(?P<h>\d+(?:\.\d+)?)h)?(?:(?P<m>\d+(?:\.\d+)?)m)?(?:(?P<s>\d+(?:\.\d+)?)s)?$"
+)
+_SHORT_UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+_BARE_NUMBER = re.compile(r"^[+]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+
+
+class UnitError(ValueError):
+    """A value that cannot be read; `field` names where it came from (e.g. resources.memory.min)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+def _quantity(value: Any, field: str) -> Decimal:
+    """A non-negative, finite Kubernetes quantity (strings like 8Gi, 500m; numbers as they are)."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float, Decimal)):
+        raise UnitError(field, f"{value!r} is not a Kubernetes quantity")
+    try:
+        q = parse_quantity(value.strip() if isinstance(value, str) else value)
+    except (ValueError, InvalidOperation, TypeError):
+        raise UnitError(field, f"{value!r} is not a Kubernetes quantity") from None
+    if not q.is_finite():
+        raise UnitError(field, f"{value!r} is not a finite quantity")
+    if q < 0:
+        raise UnitError(field, f"{value!r} is negative")
+    return q
+
+
+def _ceil(q: Decimal) -> int:
+    # Kubernetes rounds fractional bytes and millicores up (Quantity.Value / MilliValue).
+    return int(q.to_integral_value(rounding="ROUND_CEILING"))
+
+
+def parse_cpu(value: Any, field: str) -> int:
+    """CPU as Kubernetes reads it ("4", "500m", 1.5) -> millicores."""
+    return _ceil(_quantity(value, field) * 1000)
+
+
+def parse_memory(value: Any, field: str) -> int:
+    """Memory as Kubernetes reads it -> bytes. "8Gi" = 8*2^30, "8G" = 8*10^9, bare numbers are bytes."""
+    return _ceil(_quantity(value, field))
+
+
+def parse_memory_gib(value: Any, field: str) -> int:
+    """Memory as the IVOA ExecutionBroker draft writes it: a bare number means GiB; a suffixed
+    string ("8Gi", "8G", "512Mi") is a Kubernetes quantity. -> bytes."""
+    if isinstance(value, (int, float, Decimal)) and not isinstance(value, bool):
+        return _ceil(_quantity(value, field) * GIB)
+    if isinstance(value, str) and _BARE_NUMBER.match(value.strip()):
+        return _ceil(_quantity(value, field) * GIB)
+    return parse_memory(value, field)
+
+
+def parse_count(value: Any, field: str) -> int:
+    """A whole, non-negative count (GPUs, pods)."""
+    q = _quantity(value, field)
+    if q != q.to_integral_value():
+        raise UnitError(field, f"{value!r} is not a whole number")
+    return int(q)
+
+
+def parse_duration(value: Any, field: str) -> int:
+    """A duration -> whole seconds (fractions round up). Accepts ISO 8601 (PT2H, P1DT2H),
+    short forms (10m, 9h, 60s, 1h30m, 2d) and bare numbers (seconds)."""
+    if isinstance(value, timedelta):
+        seconds: float | Decimal = value.total_seconds()
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = value
+    elif isinstance(value, str) and value.strip():
+        text = value.strip()
+        if text[:1] in "Pp":
+            try:
+                parsed = isodate.parse_duration(text.upper())
+            except (isodate.ISO8601Error, ValueError):
+                raise UnitError(field, f"{value!r} is not an ISO 8601 duration") from None
+            if not isinstance(parsed, timedelta):
+                # Years and months have no fixed length.
+                raise UnitError(field, f"{value!r}: years and months are not allowed, use days")
+            seconds = parsed.total_seconds()
+        elif (m := _SHORT_DURATION.match(text)) and any(m.groupdict().values()):
+            seconds = sum(Decimal(v) * _SHORT_UNITS[k] for k, v in m.groupdict().items() if v)
+        elif _BARE_NUMBER.match(text):
+            seconds = Decimal(text)
+        else:
+            raise UnitError(field, f"{value!r} is not a duration (use PT2H or 2h)")
+    else:
+        raise UnitError(field, f"{value!r} is not a duration")
+    if isinstance(seconds, float) and not math.isfinite(seconds):
+        raise UnitError(field, f"{value!r} is not finite")
+    if seconds < 0:
+        raise UnitError(field, f"{value!r} is negative")
+    return math.ceil(seconds)
+
+
+def parse_instant(value: Any, field: str) -> int:
+    """An instant -> epoch seconds UTC. ISO 8601 with Z or an offset; naive means UTC;
+    numbers are epoch seconds. Sub-second parts are dropped."""
+    if isinstance(value, datetime):
+        dt = value
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            raise UnitError(field, f"{value!r} is not finite")
+        return math.floor(value)
+    elif isinstance(value, str):
+        try:
+            dt = isodate.parse_datetime(value.strip())
+        except (isodate.ISO8601Error, ValueError):
+            raise UnitError(field, f"{value!r} is not an ISO 8601 date-time") from None
+    else:
+        raise UnitError(field, f"{value!r} is not a date-time")
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return math.floor(dt.timestamp())
+
+
+def parse_interval(value: Any, field: str) -> tuple[int, int]:
+    """An interval -> (start, end) epoch seconds. ISO 8601 start/end, start/duration or
+    duration/end ("2026-11-24T15:00:00Z/PT2H"), or a two-item sequence [start, end]."""
+    if isinstance(value, (list, tuple)) and len(value) == 2:
+        start, end = parse_instant(value[0], f"{field}[0]"), parse_instant(value[1], f"{field}[1]")
+    elif isinstance(value, str) and value.count("/") == 1:
+        left, right = (part.strip() for part in value.split("/"))
+        if left[:1] in "Pp":
+            end = parse_instant(right, field)
+            start = end - parse_duration(left, field)
+        else:
+            start = parse_instant(left, field)
+            end = start + parse_duration(right, field) if right[:1] in "Pp" else parse_instant(right, field)
+    else:
+        raise UnitError(field, f"{value!r} is not an interval (start/end or start/duration)")
+    if end < start:
+        raise UnitError(field, f"{value!r} ends before it starts")
+    return start, end
+
+
+def format_cpu(millicores: int) -> str:
+    """4000 -> "4", 500 -> "500m"."""
+    return str(millicores // 1000) if millicores % 1000 == 0 else f"{millicores}m"
+
+
+def format_memory(nbytes: int) -> str:
+    """The shortest exact Kubernetes form, binary suffixes first: "8Gi", "512Mi", "8G"; else bytes."""
+    best = str(nbytes)
+    for suffix, size in _MEMORY_SUFFIXES:
+        if nbytes and nbytes % size == 0 and len(text := f"{nbytes // size}{suffix}") < len(best):
+            best = text
+    return best
+
+
+def format_duration(seconds: int) -> str:
+    """ISO 8601: 7200 -> "PT2H", 93600 -> "P1DT2H", 0 -> "PT0S"."""
+    return isodate.duration_isoformat(timedelta(seconds=seconds)) if seconds else "PT0S"
+
+
+def format_instant(epoch: int) -> str:
+    """Epoch seconds -> "2026-11-24T15:00:00Z"."""
+    return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,155 @@
+import pytest
+
+from execplanner.planner.engine import Calendar, Conflict, PodRequest, Resources, quota_from_resourcequota, quota_vector
+from execplanner.planner.engine.quota import UNLIMITED
+
+GI = 1 << 30
+H = 3600
+
+
+def vec(cores, gib=1, gpu=0):
+    return Resources(int(cores * 1000), int(gib * GI), gpu, 0, 1)
+
+
+def cluster(*sizes):
+    cal = Calendar()
+    for i, cores in enumerate(sizes):
+        cal.set_node(f"n{i}", Resources(cores * 1000, 64 * GI, 0, 0, 110))
+    return cal
+
+
+def snapshot(cal):
+    return (dict(cal.bookings), {n: (node.base, list(node.timeline.times), [list(c) for c in node.timeline.cols])
+                                 for n, node in cal.nodes.items()})
+
+
+def test_book_is_atomic():
+    cal = cluster(8, 8)
+    cal.book("a", "ns", [("n1", vec(6))], 0, H)
+    before = snapshot(cal)
+    with pytest.raises(Conflict) as err:
+        cal.book("b", "ns", [("n0", vec(4)), ("n1", vec(4))], 0, H)  # fine on n0, not on n1
+    assert snapshot(cal) == before
+    r = err.value.reasons[0]
+    assert (r.node, r.resource, r.needed, r.available) == ("n1", "cpu", 4000, 2000)
+    assert "cpu: needs 4 cores on n1, which has 2 cores free" in str(err.value)
+    with pytest.raises(Conflict):
+        cal.book("c", "ns", [("nope", vec(1))], 0, H)
+    with pytest.raises(Conflict):
+        cal.book("d", "ns", [("n0", vec(1))], H, H)
+    assert snapshot(cal) == before
+
+
+def test_several_pods_on_one_node_add_up():
+    cal = cluster(8)
+    with pytest.raises(Conflict):
+        cal.book("x", "ns", [("n0", vec(5)), ("n0", vec(5))], 0, H)
+    cal.book("x", "ns", [("n0", vec(4)), ("n0", vec(4))], 0, H)
+    assert not cal.fit([PodRequest("p", vec(1))], 0, H)
+
+
+def test_rebooking_same_id_is_idempotent_and_different_content_conflicts():
+    cal = cluster(8)
+    cal.book("a", "ns", [("n0", vec(6))], 0, H, expires=50)
+    cal.book("a", "ns", [("n0", vec(6))], 0, H, expires=50)  # replay
+    assert len(cal.bookings) == 1
+    with pytest.raises(Conflict, match="different content"):
+        cal.book("a", "ns", [("n0", vec(5))], 0, H)
+    assert cal.check_invariant() == []
+
+
+def test_holds_expire_unless_confirmed():
+    cal = cluster(8)
+    cal.book("hold", "ns", [("n0", vec(8))], 0, H, expires=100)
+    cal.book("kept", "ns", [("n0", vec(8))], H, 2 * H, expires=100)
+    cal.confirm("kept")
+    assert not cal.fit([PodRequest("p", vec(1))], 0, H)  # a hold counts as booked
+    assert cal.expire(99) == []
+    assert cal.expire(100) == ["hold"]
+    assert set(cal.bookings) == {"kept"}
+    assert cal.fit([PodRequest("p", vec(1))], 0, H)
+    with pytest.raises(KeyError):
+        cal.confirm("hold")
+
+
+def test_release_and_advance():
+    cal = cluster(8)
+    cal.book("a", "ns", [("n0", vec(8))], 0, H)
+    cal.book("b", "ns", [("n0", vec(8))], H, 2 * H)
+    assert cal.release("a") == [] and cal.release("a") == []
+    assert cal.fit([PodRequest("p", vec(8))], 0, H)
+    cal.advance(2 * H)
+    assert cal.bookings == {}
+
+
+def test_booked_pods_are_not_counted_twice():
+    cal = cluster(8)
+    cal.book("job", "ns", [("n0", vec(6))], 0, H)
+    cal.set_pod("ns/job-0", "n0", vec(6), booking_id="job")
+    assert cal.nodes["n0"].base == Resources()
+    assert cal.fit([PodRequest("p", vec(2))], 0, H)
+    # the same pod without its booking (ended, still running) holds capacity on its own
+    assert cal.advance(H) == []
+    assert cal.nodes["n0"].base == vec(6)
+    assert not cal.fit([PodRequest("p", vec(4))], H, 2 * H)
+
+
+def test_replayed_booking_with_its_pods_already_running():
+    cal = cluster(8)
+    cal.set_pod("ns/job-0", "n0", vec(6), booking_id="job")  # operator restarted: pod seen first
+    cal.book("job", "ns", [("n0", vec(6))], 0, H)
+    assert cal.nodes["n0"].base == Resources() and cal.check_invariant() == []
+
+
+def test_node_shrink_revokes_newest_overlapping_first():
+    cal = cluster(16)
+    cal.book("old", "ns", [("n0", vec(8))], 0, 2 * H)
+    cal.book("mid", "ns", [("n0", vec(8))], 0, H)
+    cal.book("new", "ns", [("n0", vec(8))], 5 * H, 6 * H)  # newest, but not where the violation is
+    revoked = cal.set_node("n0", Resources(10_000, 64 * GI, 0, 0, 110))
+    assert revoked == ["mid"]
+    assert set(cal.bookings) == {"old", "new"} and cal.check_invariant() == []
+    assert [r.booking_id for r in cal.drain_revocations()] == ["mid"] and cal.drain_revocations() == []
+
+
+def test_foreign_pod_and_node_removal_revoke():
+    cal = cluster(8, 8)
+    cal.book("a", "ns", [("n0", vec(4))], 0, H)
+    cal.book("b", "ns", [("n0", vec(4))], 0, H)
+    cal.book("c", "ns", [("n1", vec(4)), ("n0", vec(0.5))], 2 * H, 3 * H)
+    assert cal.set_pod("kube-system/intruder", "n0", vec(3)) == ["b"]
+    assert cal.check_invariant() == []
+    assert cal.remove_node("n1") == ["c"]
+    assert set(cal.bookings) == {"a"} and cal.check_invariant() == []
+
+
+def test_release_of_booking_whose_pods_still_run_can_revoke_others():
+    cal = cluster(8)
+    cal.book("a", "ns", [("n0", vec(6))], 0, H)
+    cal.set_pod("ns/a-0", "n0", vec(6), booking_id="a")
+    cal.book("b", "ns", [("n0", vec(4))], 2 * H, 3 * H)
+    assert cal.release("a") == ["b"]  # a's pod keeps running with no known end
+    assert cal.check_invariant() == []
+
+
+def test_quota_refuses_and_lowering_revokes():
+    cal = cluster(64)
+    cal.set_quota("team", quota_vector(cpu=10_000, gpu=0))
+    cal.book("a", "team", [("n0", vec(6))], 0, H)
+    with pytest.raises(Conflict) as err:
+        cal.book("b", "team", [("n0", vec(6))], 0, H)
+    assert err.value.reasons[0].kind == "quota"
+    cal.book("b", "team", [("n0", vec(6))], H, 2 * H)  # adjacent, not overlapping
+    cal.book("c", "team", [("n0", vec(4))], 0, H)
+    assert cal.set_quota("team", quota_vector(cpu=6_000)) == ["c"]
+    assert cal.check_invariant() == []
+    assert cal.set_quota("team", None) == []
+    cal.book("d", "team", [("n0", vec(40))], 0, H)
+
+
+def test_quota_from_resourcequota():
+    q = quota_from_resourcequota({"spec": {"hard": {"requests.cpu": "16", "requests.memory": "64Gi",
+                                                    "pods": "10", "limits.cpu": "99"}}})
+    assert (q.cpu, q.memory, q.gpu) == (16_000, 64 * GI, UNLIMITED)
+    assert quota_from_resourcequota({"spec": {"hard": {"requests.nvidia.com/gpu": "2"}}}).gpu == 2
+    assert quota_from_resourcequota({}).cpu == UNLIMITED
