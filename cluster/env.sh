@@ -1,0 +1,53 @@
+# Sourced by the cluster scripts: where things live and which ports they use.
+# Everything is on loopback; all state is outside the checkout.
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+. "$here/versions.env"
+
+cache=${EXECPLANNER_CACHE:-$HOME/.cache/execplanner}
+state=${EXECPLANNER_STATE:-$HOME/.local/state/execplanner/cluster}
+# etcd's data goes to memory when the machine has /dev/shm (a test cluster is disposable).
+if [ -z "${EXECPLANNER_ETCD_DATA:-}" ]; then
+  if [ -d /dev/shm ] && [ -w /dev/shm ]; then EXECPLANNER_ETCD_DATA=/dev/shm/execplanner-etcd-$(id -u)
+  else EXECPLANNER_ETCD_DATA=$state/etcd; fi
+fi
+etcd_data=$EXECPLANNER_ETCD_DATA
+
+k8s_bin=$cache/k8s-$K8S_VERSION
+kwok_bin=$cache/kwok-$KWOK_VERSION
+helm_bin=$cache/helm-$HELM_VERSION
+etcd_cmd=${EXECPLANNER_ETCD_BINARY:-$cache/etcd-$ETCD_VERSION/etcd}
+
+pki=$state/pki
+logs=$state/logs
+run=$state/run
+kubeconfig=$state/admin.kubeconfig
+
+ETCD_PORT=${EXECPLANNER_ETCD_PORT:-23790}
+ETCD_PEER_PORT=$((ETCD_PORT + 10))
+APISERVER_PORT=${EXECPLANNER_APISERVER_PORT:-16443}
+CM_PORT=$((APISERVER_PORT + 14))          # kube-controller-manager health/metrics
+SCHED_PORT=$((APISERVER_PORT + 16))       # kube-scheduler health/metrics
+KWOK_PORT=$((APISERVER_PORT + 20))        # kwok health/metrics
+SERVICE_CIDR=10.96.0.0/16
+
+# Fake nodes (kwok): count and size of the CPU nodes, and how many GPU nodes.
+NODES=${EXECPLANNER_NODES:-4}
+NODE_CPU=${EXECPLANNER_NODE_CPU:-16}
+NODE_MEMORY=${EXECPLANNER_NODE_MEMORY:-64Gi}
+NODE_PODS=${EXECPLANNER_NODE_PODS:-110}
+GPU_NODES=${EXECPLANNER_GPU_NODES:-1}
+GPU_PER_NODE=${EXECPLANNER_GPU_PER_NODE:-4}
+
+log() { echo "cluster: $*" >&2; }
+die() { echo "cluster: ERROR: $*" >&2; exit 1; }
+
+# alive NAME: the process recorded for NAME still runs the binary it was started as.
+alive() {
+  local pidf=$run/$1.pid pid
+  [ -f "$pidf" ] || return 1
+  pid=$(cat "$pidf")
+  [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "$(cat "$run/$1.cmd" 2>/dev/null)"
+}
+
+kc() { "$k8s_bin/kubectl" --kubeconfig "$kubeconfig" "$@"; }

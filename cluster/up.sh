@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Starts the local control plane, or reuses the one already running: etcd,
+# kube-apiserver, kube-controller-manager, kube-scheduler and kwok as background
+# processes on loopback, with TLS and RBAC on; then makes sure the fake nodes exist
+# and are Ready. Idempotent: a component whose process still runs is left alone.
+set -euo pipefail
+. "$(dirname "$0")/env.sh"
+
+"$here/build.sh"
+mkdir -p "$pki" "$logs" "$run" "$etcd_data"
+
+# --- certificates and kubeconfigs (once) -------------------------------------
+sign() { # sign NAME SUBJECT EXTENSIONS: a key and a certificate signed by the local CA
+  openssl req -new -newkey rsa:2048 -nodes -keyout "$pki/$1.key" -subj "$2" -out "$pki/$1.csr" 2>/dev/null
+  openssl x509 -req -in "$pki/$1.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -CAcreateserial \
+    -days 3650 -out "$pki/$1.crt" -extfile <(printf '%s\n' "$3") 2>/dev/null
+  rm -f "$pki/$1.csr"
+}
+write_kubeconfig() { # write_kubeconfig FILE CERT-NAME
+  cat >"$1" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: execplanner-local
+  cluster:
+    server: https://127.0.0.1:$APISERVER_PORT
+    certificate-authority: $pki/ca.crt
+users:
+- name: $2
+  user:
+    client-certificate: $pki/$2.crt
+    client-key: $pki/$2.key
+contexts:
+- name: execplanner-local
+  context: {cluster: execplanner-local, user: $2}
+current-context: execplanner-local
+EOF
+}
+if [ ! -f "$pki/.done" ]; then
+  log "creating certificates in $pki"
+  openssl req -x509 -newkey rsa:2048 -nodes -keyout "$pki/ca.key" -out "$pki/ca.crt" -days 3650 \
+    -subj "/CN=execplanner-local-ca" 2>/dev/null
+  client="basicConstraints=CA:FALSE
+keyUsage=digitalSignature,keyEncipherment
+extendedKeyUsage=clientAuth"
+  sign apiserver "/CN=kube-apiserver" "basicConstraints=CA:FALSE
+keyUsage=digitalSignature,keyEncipherment
+extendedKeyUsage=serverAuth
+subjectAltName=IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
+  sign admin "/O=system:masters/CN=execplanner-admin" "$client"
+  sign controller-manager "/CN=system:kube-controller-manager" "$client"
+  sign scheduler "/CN=system:kube-scheduler" "$client"
+  openssl genrsa -out "$pki/sa.key" 2048 2>/dev/null
+  openssl rsa -in "$pki/sa.key" -pubout -out "$pki/sa.pub" 2>/dev/null
+  write_kubeconfig "$kubeconfig" admin
+  write_kubeconfig "$state/controller-manager.kubeconfig" controller-manager
+  write_kubeconfig "$state/scheduler.kubeconfig" scheduler
+  touch "$pki/.done"
+fi
+
+# --- processes ---------------------------------------------------------------
+start() { # start NAME BINARY ARGS...: run in the background unless already alive
+  local name=$1 bin=$2; shift 2
+  if alive "$name"; then return 0; fi
+  log "starting $name"
+  echo "$bin" >"$run/$name.cmd"
+  setsid "$bin" "$@" >>"$logs/$name.log" 2>&1 </dev/null &
+  echo $! >"$run/$name.pid"
+}
+wait_for() { # wait_for WHAT SECONDS COMMAND...: poll until COMMAND succeeds
+  local what=$1 secs=$2; shift 2
+  for _ in $(seq $((secs * 4))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.25; done
+  die "$what did not become healthy within ${secs}s; see $logs"
+}
+
+start etcd "$etcd_cmd" --name execplanner --data-dir "$etcd_data" \
+  --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
+  --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
+  --initial-cluster "execplanner=http://127.0.0.1:$ETCD_PEER_PORT" --quota-backend-bytes 4294967296 \
+  --unsafe-no-fsync --log-level warn
+wait_for etcd 30 curl -sf "http://127.0.0.1:$ETCD_PORT/health"
+
+start kube-apiserver "$k8s_bin/kube-apiserver" \
+  --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
+  --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$APISERVER_PORT" \
+  --tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key" \
+  --client-ca-file "$pki/ca.crt" --authorization-mode RBAC \
+  --service-account-issuer https://kubernetes.default.svc.cluster.local \
+  --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
+  --service-cluster-ip-range "$SERVICE_CIDR" --allow-privileged=true \
+  --max-requests-inflight 1000 --max-mutating-requests-inflight 500 \
+  --event-ttl 1h --profiling=false
+wait_for kube-apiserver 90 kc get --raw /readyz
+
+start kube-controller-manager "$k8s_bin/kube-controller-manager" \
+  --kubeconfig "$state/controller-manager.kubeconfig" \
+  --authentication-kubeconfig "$state/controller-manager.kubeconfig" \
+  --authorization-kubeconfig "$state/controller-manager.kubeconfig" \
+  --bind-address 127.0.0.1 --secure-port "$CM_PORT" --leader-elect=false \
+  --use-service-account-credentials=true --service-account-private-key-file "$pki/sa.key" \
+  --root-ca-file "$pki/ca.crt" --cluster-signing-cert-file "$pki/ca.crt" --cluster-signing-key-file "$pki/ca.key" \
+  --service-cluster-ip-range "$SERVICE_CIDR" --kube-api-qps 200 --kube-api-burst 400 \
+  --concurrent-job-syncs 20 --concurrent-gc-syncs 40 --profiling=false
+start kube-scheduler "$k8s_bin/kube-scheduler" \
+  --kubeconfig "$state/scheduler.kubeconfig" \
+  --authentication-kubeconfig "$state/scheduler.kubeconfig" \
+  --authorization-kubeconfig "$state/scheduler.kubeconfig" \
+  --bind-address 127.0.0.1 --secure-port "$SCHED_PORT" --leader-elect=false \
+  --kube-api-qps 200 --kube-api-burst 400 --profiling=false
+start kwok "$kwok_bin/kwok" --kubeconfig "$kubeconfig" --config "$here/kwok.yaml" \
+  --manage-all-nodes=false --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake \
+  --cidr 10.0.0.1/16 --node-ip 10.0.0.1 --server-address "127.0.0.1:$KWOK_PORT"
+
+# The controller-manager and scheduler report healthy on their own secure ports.
+wait_for kube-controller-manager 60 curl -skf "https://127.0.0.1:$CM_PORT/healthz"
+wait_for kube-scheduler 60 curl -skf "https://127.0.0.1:$SCHED_PORT/healthz"
+wait_for "the default service account" 60 kc -n default get serviceaccount default
+
+# --- fake nodes ----------------------------------------------------------------
+"$here/nodes.sh"
+log "ready: KUBECONFIG=$kubeconfig"

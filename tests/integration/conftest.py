@@ -1,0 +1,85 @@
+"""Fixtures for tests against the local control plane (cluster/up.sh).
+
+The cluster is started once per session, or reused when it already runs. If it cannot
+be started the session fails: an integration test is never skipped for want of one.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from kubernetes import client, config
+
+from . import cluster_env
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def kubeconfig() -> str:
+    """Starts (or reuses) the local control plane and returns its admin kubeconfig."""
+    proc = subprocess.run([str(ROOT / "cluster" / "up.sh")], capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.fail(
+            "the local control plane could not be started (cluster/up.sh):\n"
+            + proc.stdout[-4000:] + proc.stderr[-4000:],
+            pytrace=False,
+        )
+    path = cluster_env.kubeconfig_path()
+    os.environ["KUBECONFIG"] = path
+    return path
+
+
+@pytest.fixture(scope="session")
+def api(kubeconfig: str) -> client.ApiClient:
+    """An admin client for the local cluster."""
+    return config.new_client_from_config(config_file=kubeconfig)
+
+
+@pytest.fixture(scope="session")
+def core(api: client.ApiClient) -> client.CoreV1Api:
+    return client.CoreV1Api(api)
+
+
+@pytest.fixture
+def namespace(core: client.CoreV1Api, request: pytest.FixtureRequest) -> str:
+    """A fresh namespace for one test, deleted afterwards (without waiting)."""
+    base = request.node.name.lower().replace("_", "-")
+    name = f"t-{base[:40].strip('-')}-{uuid.uuid4().hex[:6]}"
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels={"execplanner.io/test": "true"})))
+    # Pods are refused until the controller-manager has made the default service account.
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            core.read_namespaced_service_account("default", name)
+            break
+        except client.ApiException as e:
+            if e.status != 404 or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+    yield name
+    core.delete_namespace(name, propagation_policy="Background")
+
+
+def kubectl(*args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    """Runs the cluster's own kubectl against the local cluster."""
+    return subprocess.run(
+        [cluster_env.binary("kubectl"), "--kubeconfig", cluster_env.kubeconfig_path(), *args],
+        input=input, capture_output=True, text=True, check=check,
+    )
+
+
+def wait_until(predicate, timeout: float = 30, interval: float = 0.25, what: str = "condition"):
+    """Polls predicate() until it returns a truthy value, which is returned."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
