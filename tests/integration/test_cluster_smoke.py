@@ -160,3 +160,14 @@ def test_local_helm_chart_installs_and_uninstalls(api, namespace, kubeconfig):
     with pytest.raises(client.ApiException) as gone:
         apps.read_namespaced_deployment("smoke-web", namespace)
     assert gone.value.status == 404
+
+
+def test_crds_apply_with_kubectl(kubeconfig):
+    crds = sorted((ROOT / "crds").glob("*.yaml"))
+    assert crds, "crds/ holds no CRD"
+    out = kubectl("apply", "--server-side", "-f", str(ROOT / "crds")).stdout
+    assert "executionplans.execplanner.io" in out and "taskruns.execplanner.io" in out
+    kubectl("wait", "--for=condition=Established", "--timeout=30s",
+            "crd/executionplans.execplanner.io", "crd/taskruns.execplanner.io")
+    names = kubectl("api-resources", "--api-group=execplanner.io", "-o", "name").stdout.split()
+    assert set(names) == {"executionplans.execplanner.io", "taskruns.execplanner.io"}
