@@ -1,0 +1,243 @@
+"""kopf wiring: start-up, the watches that keep the calendar live, and one daemon per plan.
+
+Each plan's steps all run in its own daemon, one at a time, so a plan never races itself;
+watch events only wake it. Start-up rebuilds the calendar from the API server (nodes,
+quotas, the plans' statuses, pods) before kopf runs any plan's daemon.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+
+from execplanner.planner import feed
+from execplanner.planner.engine import Conflict, quota_from_resourcequota
+
+from . import booking, kube, labels, plans, state
+from .settings import Settings
+from .state import JobView, State, TaskPod
+
+GROUP, VERSION = kube.GROUP, kube.VERSION
+log = logging.getLogger("execplanner.operator")
+
+
+# -- start-up ----------------------------------------------------------------------------------
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+    st = state.init(Settings())
+    settings.persistence.finalizer = "execplanner.io/finalizer"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="kopf.execplanner.io")
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix="kopf.execplanner.io", key="last-handled-configuration")
+    settings.watching.server_timeout = 120
+    settings.watching.client_timeout = 150
+    settings.watching.connect_timeout = 10
+    settings.posting.level = logging.WARNING  # kopf's own chatter; our Events are posted explicitly
+    settings.networking.error_backoffs = [1, 2, 5, 10]
+    await kube.connect()
+    await _load(st)
+    st.housekeeper = asyncio.create_task(_housekeeping(st))
+
+
+async def _load(st: State) -> None:
+    """The world as it is: nodes, quotas, then every plan's booking, then the pods."""
+    api, core = kube.api(), kube.core()
+    for node in api.sanitize_for_serialization(await core.list_node())["items"]:
+        feed.apply_node(st.calendar, node)
+    for quota in api.sanitize_for_serialization(await core.list_resource_quota_for_all_namespaces())["items"]:
+        _apply_quota(st, quota)
+    found = await kube.custom().list_cluster_custom_object(GROUP, VERSION, kube.PLANS)
+    for plan in found["items"]:
+        meta = plan["metadata"]
+        try:
+            booking.restore(st.calendar, meta["uid"], meta["namespace"], plan.get("status") or {})
+        except Conflict as e:
+            st.note_revoked([meta["uid"]], f"cannot be held after a restart: {e}")
+    pods = api.sanitize_for_serialization(await core.list_pod_for_all_namespaces())["items"]
+    for pod in pods:
+        _apply_pod(st, "ADDED", pod)
+    log.info("start-up: %d nodes, %d plans, %d pods, %d bookings", len(st.calendar.nodes), len(found["items"]),
+             len(pods), len(st.calendar.bookings))
+
+
+async def _housekeeping(st: State) -> None:
+    """Drop lapsed holds and long-ended bookings the plans did not release themselves."""
+    while True:
+        await asyncio.sleep(30)
+        now = int(time.time())
+        st.calendar.expire(now)
+        st.note_revoked(st.calendar.advance(now - 60), "a booking ended and its pods still run")
+        for revocation in st.calendar.drain_revocations():
+            st.note_revoked([revocation.booking_id], revocation.reason)
+
+
+@kopf.on.cleanup()
+async def shutdown(**_: Any) -> None:
+    task = state.get().housekeeper
+    if task is not None:
+        task.cancel()
+
+
+# -- live state ------------------------------------------------------------------------------
+
+@kopf.on.event("", "v1", "nodes")
+def node_event(type: str, body: kopf.Body, **_: Any) -> None:
+    st = state.get()
+    revoked = feed.delete_node(st.calendar, body) if type == "DELETED" else feed.apply_node(st.calendar, body)
+    st.note_revoked(revoked, f"node {body['metadata']['name']} changed")
+
+
+@kopf.on.event("", "v1", "pods")
+def pod_event(type: str, body: kopf.Body, **_: Any) -> None:
+    _apply_pod(state.get(), type, body)
+
+
+def _apply_pod(st: State, type: str, pod: Mapping[str, Any]) -> None:
+    """Feed the calendar; remember our own pods (placeholders, the task's) for their plans."""
+    if type == "DELETED":
+        revoked = feed.delete_pod(st.calendar, pod)
+    else:
+        revoked = feed.apply_pod(st.calendar, pod)
+    meta = pod["metadata"]
+    if revoked:
+        st.note_revoked(revoked, f"pod {meta['namespace']}/{meta['name']} took the capacity")
+    pod_labels = meta.get("labels") or {}
+    uid = pod_labels.get(labels.PLAN_UID)
+    if not uid:
+        return
+    seen = st.of(uid)
+    status = pod.get("status") or {}
+    gone = type == "DELETED" or meta.get("deletionTimestamp") is not None
+    if pod_labels.get(labels.ROLE) == labels.ROLE_PLACEHOLDER:
+        if gone:
+            seen.placeholders.pop(meta["name"], None)
+        else:
+            seen.placeholders[meta["name"]] = (pod.get("spec") or {}).get("nodeName") or ""
+    elif pod_labels.get(labels.ROLE) == labels.ROLE_TASK and not gone:
+        terminated = next((cs["state"]["terminated"] for cs in status.get("containerStatuses") or []
+                           if (cs.get("state") or {}).get("terminated")), None) or {}
+        seen.task_pod = TaskPod(meta["name"], status.get("phase") or "Pending", terminated.get("exitCode"),
+                                terminated.get("reason"), terminated.get("message"),
+                                (pod.get("spec") or {}).get("nodeName"))
+    st.wake(uid)
+
+
+@kopf.on.event("batch", "v1", "jobs", labels={labels.ROLE: labels.ROLE_TASK})
+def job_event(type: str, body: kopf.Body, **_: Any) -> None:
+    st = state.get()
+    uid = body["metadata"]["labels"].get(labels.PLAN_UID)
+    if not uid:
+        return
+    seen = st.of(uid)
+    if type == "DELETED":
+        seen.job = None
+    else:
+        conditions = {c["type"]: c for c in (body.get("status") or {}).get("conditions") or [] if c.get("status") == "True"}
+        failed = conditions.get("Failed") or {}
+        seen.job = JobView(body["metadata"]["name"], succeeded="Complete" in conditions, failed=bool(failed),
+                           reason=failed.get("reason"), message=failed.get("message"))
+    st.wake(uid)
+
+
+@kopf.on.event("", "v1", "resourcequotas")
+def quota_event(type: str, body: kopf.Body, **_: Any) -> None:
+    _apply_quota(state.get(), body, deleted=type == "DELETED")
+
+
+def _apply_quota(st: State, quota: Mapping[str, Any], deleted: bool = False) -> None:
+    """A namespace's booked cores, memory and GPUs stay within the tightest of its quotas."""
+    meta = quota["metadata"]
+    per_ns = st.quotas.setdefault(meta["namespace"], {})
+    if deleted:
+        per_ns.pop(meta["name"], None)
+    else:
+        per_ns[meta["name"]] = quota_from_resourcequota(quota)
+    vectors = [v for v in per_ns.values() if v is not None]
+    tightest = None
+    for v in vectors:
+        tightest = v if tightest is None else tightest.minimum(v)
+    st.note_revoked(st.calendar.set_quota(meta["namespace"], tightest), f"quota of {meta['namespace']} changed")
+
+
+# -- plans -----------------------------------------------------------------------------------
+
+@kopf.on.event(GROUP, VERSION, "executionplans")
+def plan_event(body: kopf.Body, **_: Any) -> None:
+    state.get().wake(body["metadata"]["uid"])
+
+
+@kopf.daemon(GROUP, VERSION, "executionplans", cancellation_timeout=5.0)
+async def plan_daemon(body: kopf.Body, stopped: kopf.DaemonStopped, logger: logging.Logger, **_: Any) -> None:
+    st = state.get()
+    waker = st.waker(body["metadata"]["uid"])
+    failures = 0
+    while not stopped:
+        waker.clear()
+        try:
+            delay = await plans.reconcile(body, st)
+            failures = 0
+        except Exception as e:  # the API server said no, or a bug: try again, backing off
+            failures += 1
+            delay = min(30.0, 0.5 * 2 ** failures)
+            logger.warning("reconcile failed (%s); again in %.1fs", e, delay, exc_info=failures == 1)
+        if delay is None:
+            return
+        if delay > 0:
+            await _sleep(waker, stopped, delay)
+
+
+async def _sleep(waker: asyncio.Event, stopped: kopf.DaemonStopped, delay: float) -> None:
+    """Until the delay passes, the plan or its children change, or the daemon is stopped."""
+    woken = asyncio.ensure_future(waker.wait())
+    halted = asyncio.ensure_future(stopped.wait())
+    try:
+        await asyncio.wait({woken, halted}, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        woken.cancel()
+        halted.cancel()
+
+
+@kopf.on.delete(GROUP, VERSION, "executionplans")
+async def plan_deleted(body: kopf.Body, **_: Any) -> None:
+    await plans.on_delete(body, state.get())
+
+
+# -- task runs -------------------------------------------------------------------------------
+
+@kopf.on.create(GROUP, VERSION, "taskruns")
+async def taskrun_created(body: kopf.Body, namespace: str, name: str, **_: Any) -> None:
+    """A user's TaskRun for a Booked plan: the plan adopts it and runs it at its start."""
+    if any(ref.get("kind") == "ExecutionPlan" for ref in body["metadata"].get("ownerReferences") or []):
+        return  # ours
+    plan_name = body["spec"]["planRef"]
+    plan = await kube.get(kube.PLANS, namespace, plan_name)
+    phase = ((plan or {}).get("status") or {}).get("phase")
+    taken = ((plan or {}).get("status") or {}).get("taskRun")
+    if plan is None or phase != "Booked" or taken:
+        why = (f"plan {plan_name} does not exist" if plan is None else
+               f"plan {plan_name} already runs TaskRun {taken}" if taken else
+               f"plan {plan_name} is {phase}, not Booked")
+        await kube.patch_status(kube.RUNS, namespace, name, {"phase": "ERROR", "reason": "PlanNotBooked", "message": why})
+        raise kopf.PermanentError(why)
+    from .children import owner_ref
+    await kube.patch_meta(kube.RUNS, namespace, name, {"ownerReferences": [owner_ref(plan)],
+                                                      "labels": {labels.PLAN_UID: plan["metadata"]["uid"]}})
+    written = await kube.patch_status(kube.PLANS, namespace, plan_name, {"taskRun": name})
+    st = state.get()
+    if written is not None:
+        st.statuses[plan["metadata"]["uid"]] = written.get("status") or {}
+    await kube.patch_status(kube.RUNS, namespace, name, {"phase": "PENDING"})
+
+
+@kopf.on.field(GROUP, VERSION, "taskruns", field="spec.abort")
+def taskrun_abort(body: kopf.Body, new: Any, **_: Any) -> None:
+    uid = (body["metadata"].get("labels") or {}).get(labels.PLAN_UID)
+    if new and uid:
+        st = state.get()
+        st.aborted_runs.add(uid)
+        st.wake(uid)

@@ -1,0 +1,103 @@
+"""The operator's calls to the API server (async, kubernetes_asyncio): idempotent helpers, so
+every reconcile step can be repeated after a crash without harm."""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from kubernetes_asyncio import client, config
+from kubernetes_asyncio.client.exceptions import ApiException
+
+GROUP, VERSION = "execplanner.io", "v1alpha1"
+PLANS, RUNS = "executionplans", "taskruns"
+
+_api: client.ApiClient | None = None
+
+
+async def connect() -> client.ApiClient:
+    """One client for the process: in-cluster credentials, else $KUBECONFIG / ~/.kube/config."""
+    global _api
+    if _api is None:
+        if os.environ.get("KUBERNETES_SERVICE_HOST"):
+            config.load_incluster_config()
+        else:
+            await config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))
+        _api = client.ApiClient()
+    return _api
+
+
+def api() -> client.ApiClient:
+    if _api is None:
+        raise RuntimeError("kube.connect() was not awaited at start-up")
+    return _api
+
+
+def core() -> client.CoreV1Api:
+    return client.CoreV1Api(api())
+
+
+def custom() -> client.CustomObjectsApi:
+    return client.CustomObjectsApi(api())
+
+
+def batch() -> client.BatchV1Api:
+    return client.BatchV1Api(api())
+
+
+async def create(obj: dict[str, Any]) -> bool:
+    """Create `obj` (a Pod, Job or TaskRun); False if it already exists (a repeated step)."""
+    ns, kind = obj["metadata"]["namespace"], obj["kind"]
+    try:
+        if kind == "Pod":
+            await core().create_namespaced_pod(ns, obj)
+        elif kind == "Job":
+            await batch().create_namespaced_job(ns, obj)
+        elif kind == "TaskRun":
+            await custom().create_namespaced_custom_object(GROUP, VERSION, ns, RUNS, obj)
+        else:
+            raise ValueError(f"kube.create does not make {kind}")
+    except ApiException as e:
+        if e.status == 409:
+            return False
+        raise
+    return True
+
+
+async def delete(kind: str, namespace: str, name: str) -> None:
+    """Delete, ignoring what is already gone; dependants go in the background."""
+    body = client.V1DeleteOptions(propagation_policy="Background", grace_period_seconds=0 if kind == "Pod" else None)
+    try:
+        if kind == "Pod":
+            await core().delete_namespaced_pod(name, namespace, body=body)
+        elif kind == "Job":
+            await batch().delete_namespaced_job(name, namespace, body=body)
+        else:
+            raise ValueError(f"kube.delete does not remove {kind}")
+    except ApiException as e:
+        if e.status != 404:
+            raise
+
+
+async def patch_status(plural: str, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any] | None:
+    """Merge-patch an ExecutionPlan's or TaskRun's status; None if the object is gone."""
+    try:
+        return await custom().patch_namespaced_custom_object_status(
+            GROUP, VERSION, namespace, plural, name, {"status": status}, _content_type="application/merge-patch+json")
+    except ApiException as e:
+        if e.status == 404:
+            return None
+        raise
+
+
+async def get(plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+    try:
+        return await custom().get_namespaced_custom_object(GROUP, VERSION, namespace, plural, name)
+    except ApiException as e:
+        if e.status == 404:
+            return None
+        raise
+
+
+async def patch_meta(plural: str, namespace: str, name: str, meta: dict[str, Any]) -> None:
+    await custom().patch_namespaced_custom_object(GROUP, VERSION, namespace, plural, name, {"metadata": meta},
+                                                  _content_type="application/merge-patch+json")

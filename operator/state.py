@@ -1,0 +1,93 @@
+"""What the operator holds in memory: the capacity calendar and what watches reported.
+
+Everything here is rebuilt on start-up from the API server (plans' statuses, nodes, pods),
+so losing it loses nothing. The calendar is only touched from the event loop's thread, in
+synchronous steps, so a decision and its booking can never interleave with another's.
+"""
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from execplanner.planner.engine import Calendar, Resources
+
+from .settings import Settings
+
+
+@dataclass
+class TaskPod:
+    name: str
+    phase: str
+    exit_code: int | None = None
+    reason: str | None = None
+    message: str | None = None
+    node: str | None = None
+
+
+@dataclass
+class JobView:
+    name: str
+    succeeded: bool = False
+    failed: bool = False
+    reason: str | None = None
+    message: str | None = None
+
+
+@dataclass
+class PlanChildren:
+    """A plan's children as the watches last saw them (keyed by the plan's UID label)."""
+    placeholders: dict[str, str] = field(default_factory=dict)  # pod name -> node ('' while unbound)
+    task_pod: TaskPod | None = None
+    job: JobView | None = None
+
+
+@dataclass
+class State:
+    settings: Settings
+    calendar: Calendar
+    children: dict[str, PlanChildren] = field(default_factory=dict)
+    revoked: dict[str, str] = field(default_factory=dict)  # plan uid -> why its booking was revoked
+    aborted_runs: set[str] = field(default_factory=set)  # plan uids whose TaskRun asked to abort
+    wakers: dict[str, asyncio.Event] = field(default_factory=dict)
+    statuses: dict[str, dict] = field(default_factory=dict)  # plan uid -> the status we last wrote
+    quotas: dict[str, dict[str, Resources | None]] = field(default_factory=dict)  # ns -> quota name -> vector
+    housekeeper: asyncio.Task | None = None
+
+    def of(self, uid: str) -> PlanChildren:
+        return self.children.setdefault(uid, PlanChildren())
+
+    def waker(self, uid: str) -> asyncio.Event:
+        return self.wakers.setdefault(uid, asyncio.Event())
+
+    def wake(self, uid: str | None) -> None:
+        if uid and uid in self.wakers:
+            self.wakers[uid].set()
+
+    def note_revoked(self, booking_ids: list[str], why: str) -> None:
+        """Bookings the calendar gave up (capacity taken by others): wake their plans."""
+        for booking_id in booking_ids:
+            uid = booking_id.split("#", 1)[0]
+            self.revoked[uid] = why
+            self.wake(uid)
+
+    def forget(self, uid: str) -> None:
+        self.children.pop(uid, None)
+        self.revoked.pop(uid, None)
+        self.aborted_runs.discard(uid)
+        self.wakers.pop(uid, None)
+        self.statuses.pop(uid, None)
+
+
+_state: State | None = None
+
+
+def init(settings: Settings) -> State:
+    global _state
+    _state = State(settings=settings, calendar=Calendar(horizon=settings.horizon_days * 86400))
+    return _state
+
+
+def get() -> State:
+    if _state is None:
+        raise RuntimeError("the operator's state is used before start-up initialised it")
+    return _state

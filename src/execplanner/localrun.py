@@ -1,0 +1,195 @@
+"""Running execplanner's processes against the local control plane (cluster/), the way they
+run in a real cluster: CRDs and manifests applied by the admin, the operator with its own
+ServiceAccount's token (so its RBAC is exercised), never as cluster admin.
+
+Used by `make operator`, the demo, the benchmarks and the integration tests.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+OPERATOR_SA = ("execplanner-system", "execplanner-operator")
+
+
+@dataclass(frozen=True)
+class Cluster:
+    kubeconfig: str
+    kubectl: str
+    server: str
+    ca: str
+
+
+@cache
+def cluster() -> Cluster:
+    out = subprocess.run(["bash", "-c", f'. "{ROOT}/cluster/env.sh"; echo "$kubeconfig"; echo "$k8s_bin/kubectl"; '
+                                        'echo "https://127.0.0.1:$APISERVER_PORT"; echo "$pki/ca.crt"'],
+                         capture_output=True, text=True, check=True).stdout.split("\n")
+    return Cluster(*out[:4])
+
+
+def kubectl(*args: str, input: str | None = None) -> str:
+    c = cluster()
+    return subprocess.run([c.kubectl, "--kubeconfig", c.kubeconfig, *args], input=input, capture_output=True,
+                          text=True, check=True).stdout
+
+
+def install() -> None:
+    """CRDs, PriorityClasses and the operator's RBAC (idempotent)."""
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
+    kubectl("wait", "--for=condition=Established", "--timeout=60s",
+            "crd/executionplans.execplanner.io", "crd/taskruns.execplanner.io")
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "deploy"))
+
+
+def service_account_kubeconfig(directory: Path, namespace: str, name: str, hours: int = 12) -> Path:
+    """A kubeconfig that authenticates as the ServiceAccount namespace/name (a fresh token)."""
+    c = cluster()
+    token = kubectl("-n", namespace, "create", "token", name, f"--duration={hours}h").strip()
+    path = directory / f"{name}.kubeconfig"
+    path.write_text(
+        "apiVersion: v1\nkind: Config\n"
+        f"clusters: [{{name: local, cluster: {{server: '{c.server}', certificate-authority: '{c.ca}'}}}}]\n"
+        f"users: [{{name: {name}, user: {{token: '{token}'}}}}]\n"
+        f"contexts: [{{name: local, context: {{cluster: local, user: {name}}}}}]\ncurrent-context: local\n")
+    path.chmod(0o600)
+    return path
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Operator:
+    """The operator as a child process in its own session, with its own credentials and log.
+
+    Each start takes a free port for kopf's liveness probe (unless EXECPLANNER_HEALTH_PORT
+    is given) and waits until it answers; RuntimeError, with the log's tail, if it does not."""
+    kubeconfig: Path
+    log_path: Path
+    env: dict[str, str] = field(default_factory=dict)
+    proc: subprocess.Popen | None = None
+    health_port: int | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def healthy(self) -> bool:
+        if not self.alive():
+            return False
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.health_port}/healthz", timeout=2) as r:
+                return r.status == 200
+        except (OSError, ValueError):
+            return False
+
+    def start(self, timeout: float = 60) -> Operator:
+        if self.alive():
+            raise RuntimeError(f"the operator already runs (pid {self.pid})")
+        self.health_port = int(self.env.get("EXECPLANNER_HEALTH_PORT") or free_port())
+        env = {**os.environ, **self.env, "KUBECONFIG": str(self.kubeconfig),
+               "EXECPLANNER_HEALTH_PORT": str(self.health_port), "PYTHONUNBUFFERED": "1"}
+        self.note(f"starting the operator (health port {self.health_port})")
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen([sys.executable, "-m", "execplanner.operator"], env=env,
+                                         stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                         cwd=self.log_path.parent, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while not self.healthy():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the operator exited with {self.proc.returncode} before it was healthy "
+                                   f"(log {self.log_path}):\n{self.tail(80)}")
+            if time.monotonic() > deadline:
+                self.kill()
+                raise RuntimeError(f"the operator was not healthy within {timeout:.0f}s "
+                                   f"(log {self.log_path}):\n{self.tail(80)}")
+            time.sleep(0.2)
+        return self
+
+    def _signal(self, sig: int) -> None:
+        try:
+            os.killpg(self.proc.pid, sig)  # its own session: the group is only what it started
+        except ProcessLookupError:
+            pass
+
+    def kill(self) -> None:
+        """SIGKILL: no chance to clean up, as in a crash."""
+        if self.alive():
+            self._signal(signal.SIGKILL)
+            self.proc.wait(10)
+            self.note(f"killed (SIGKILL), exit code {self.proc.returncode}")
+
+    def stop(self, timeout: float = 15) -> None:
+        if self.alive():
+            self._signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self._signal(signal.SIGKILL)
+                self.proc.wait(10)
+            self.note(f"stopped, exit code {self.proc.returncode}")
+
+    def rss_mb(self) -> float:
+        status = Path(f"/proc/{self.proc.pid}/status").read_text()
+        kb = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
+        return kb / 1024
+
+    def note(self, text: str) -> None:
+        with open(self.log_path, "a") as log:
+            log.write(f"===== {text} at {time.strftime('%H:%M:%S')} =====\n")
+
+    def log_size(self) -> int:
+        try:
+            return self.log_path.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def tail(self, lines: int = 40, since: int = 0) -> str:
+        """The last `lines` lines of the log, from byte offset `since` on."""
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(since)
+                text = f.read().decode(errors="replace")
+        except FileNotFoundError:
+            return "(no operator log)"
+        out = text.splitlines()[-lines:]
+        return f"--- operator log ({self.log_path}), last {len(out)} lines ---\n" + "\n".join(out)
+
+
+def operator(directory: Path, **env: str) -> Operator:
+    """Install what the operator needs and return it, ready to start with its own identity."""
+    install()
+    kubeconfig = service_account_kubeconfig(directory, *OPERATOR_SA)
+    return Operator(kubeconfig, directory / "operator.log", {k: str(v) for k, v in env.items()})
+
+
+def main() -> None:
+    """`make operator`: the operator in the foreground, with its own credentials."""
+    import tempfile
+    install()
+    directory = Path(tempfile.mkdtemp(prefix="execplanner-operator-"))
+    kubeconfig = service_account_kubeconfig(directory, *OPERATOR_SA)
+    print(f"operator: running as {OPERATOR_SA[0]}/{OPERATOR_SA[1]} (KUBECONFIG={kubeconfig}); Ctrl-C stops it",
+          file=sys.stderr)
+    os.execve(sys.executable, [sys.executable, "-m", "execplanner.operator"],
+              {**os.environ, "KUBECONFIG": str(kubeconfig)})
+
+
+if __name__ == "__main__":
+    main()
