@@ -207,20 +207,23 @@ def longest(cal: Calendar, size: Resources, flt: PodFilter, start: int, min_dura
     if quota is not None:
         until = cal.ns_timeline(namespace).run_end(size, quota, start, until)  # type: ignore[arg-type]
     # The longest run wins; among nodes that tie, the best fit (fewest spare GPUs first, so
-    # CPU work keeps off GPU nodes), over a bounded sample as in fit.place_one.
+    # CPU work keeps off GPU nodes). Once some node gives the full run, only a bounded sample
+    # of further nodes is scored, as in fit.place_one, so the cost stays that of finding it.
     best: tuple[tuple, NodeState] | None = None
-    full = 0
+    scored_after_full = -1
     for node in candidates(cal, size, flt):
+        if scored_after_full >= cal.score_sample:
+            break
+        if scored_after_full >= 0:
+            scored_after_full += 1
         end = node.timeline.run_end(size, node.free, start, until)
         if end - start < min_duration:
             continue
         key = (start - end, best_fit_key(node.free - size, node.name))
         if best is None or key < best[0]:
             best = (key, node)
-        if end == until:
-            full += 1
-            if full >= cal.score_sample:
-                break
+        if end == until and scored_after_full < 0:
+            scored_after_full = 0
     if best is None:
         return None
     return -best[0][0], best[1]
