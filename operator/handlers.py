@@ -1,5 +1,8 @@
 """kopf wiring: start-up, the watches that keep the calendar live, and one daemon per plan.
 
+Every handler is `async def`: kopf runs plain `def` handlers in a thread pool, and the
+calendar and the wake-up events must only ever be touched from the event loop's thread.
+
 Each plan's steps all run in its own daemon, one at a time, so a plan never races itself;
 watch events only wake it. Start-up rebuilds the calendar from the API server (nodes,
 quotas, the plans' statuses, pods) before kopf runs any plan's daemon.
@@ -86,14 +89,14 @@ async def shutdown(**_: Any) -> None:
 # -- live state ------------------------------------------------------------------------------
 
 @kopf.on.event("", "v1", "nodes")
-def node_event(type: str, body: kopf.Body, **_: Any) -> None:
+async def node_event(type: str, body: kopf.Body, **_: Any) -> None:
     st = state.get()
     revoked = feed.delete_node(st.calendar, body) if type == "DELETED" else feed.apply_node(st.calendar, body)
     st.note_revoked(revoked, f"node {body['metadata']['name']} changed")
 
 
 @kopf.on.event("", "v1", "pods")
-def pod_event(type: str, body: kopf.Body, **_: Any) -> None:
+async def pod_event(type: str, body: kopf.Body, **_: Any) -> None:
     _apply_pod(state.get(), type, body)
 
 
@@ -128,7 +131,7 @@ def _apply_pod(st: State, type: str, pod: Mapping[str, Any]) -> None:
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={labels.ROLE: labels.ROLE_TASK})
-def job_event(type: str, body: kopf.Body, **_: Any) -> None:
+async def job_event(type: str, body: kopf.Body, **_: Any) -> None:
     st = state.get()
     uid = body["metadata"]["labels"].get(labels.PLAN_UID)
     if not uid:
@@ -145,7 +148,7 @@ def job_event(type: str, body: kopf.Body, **_: Any) -> None:
 
 
 @kopf.on.event("", "v1", "resourcequotas")
-def quota_event(type: str, body: kopf.Body, **_: Any) -> None:
+async def quota_event(type: str, body: kopf.Body, **_: Any) -> None:
     _apply_quota(state.get(), body, deleted=type == "DELETED")
 
 
@@ -167,7 +170,7 @@ def _apply_quota(st: State, quota: Mapping[str, Any], deleted: bool = False) -> 
 # -- plans -----------------------------------------------------------------------------------
 
 @kopf.on.event(GROUP, VERSION, "executionplans")
-def plan_event(body: kopf.Body, **_: Any) -> None:
+async def plan_event(body: kopf.Body, **_: Any) -> None:
     state.get().wake(body["metadata"]["uid"])
 
 
@@ -235,7 +238,7 @@ async def taskrun_created(body: kopf.Body, namespace: str, name: str, **_: Any) 
 
 
 @kopf.on.field(GROUP, VERSION, "taskruns", field="spec.abort")
-def taskrun_abort(body: kopf.Body, new: Any, **_: Any) -> None:
+async def taskrun_abort(body: kopf.Body, new: Any, **_: Any) -> None:
     uid = (body["metadata"].get("labels") or {}).get(labels.PLAN_UID)
     if new and uid:
         st = state.get()
