@@ -21,6 +21,7 @@ from execplanner.planner import feed
 from execplanner.planner.engine import Conflict, quota_from_resourcequota
 
 from . import booking, kube, labels, plans, state
+from .children import owner_ref
 from .settings import Settings
 from .state import JobView, State, TaskPod
 
@@ -33,10 +34,9 @@ log = logging.getLogger("execplanner.operator")
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     st = state.init(Settings())
-    settings.persistence.finalizer = "execplanner.io/finalizer"
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="kopf.execplanner.io")
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix="kopf.execplanner.io", key="last-handled-configuration")
+    # kopf's own finalizer (it keeps one on every plan until the plan's daemon has stopped);
+    # the release on deletion runs under ours, plans.FINALIZER.
+    settings.persistence.finalizer = "kopf.execplanner.io/daemons"
     settings.watching.server_timeout = 120
     settings.watching.client_timeout = 150
     settings.watching.connect_timeout = 10
@@ -170,8 +170,13 @@ def _apply_quota(st: State, quota: Mapping[str, Any], deleted: bool = False) -> 
 # -- plans -----------------------------------------------------------------------------------
 
 @kopf.on.event(GROUP, VERSION, "executionplans")
-async def plan_event(body: kopf.Body, **_: Any) -> None:
-    state.get().wake(body["metadata"]["uid"])
+async def plan_event(type: str, body: kopf.Body, **_: Any) -> None:
+    """Wake the plan's daemon; a plan marked for deletion is released here (our own
+    finalizer, not kopf's on.delete: that would make kopf diff and store every plan event)."""
+    st = state.get()
+    if type != "DELETED" and body["metadata"].get("deletionTimestamp"):
+        await plans.deleted(body, st)
+    st.wake(body["metadata"]["uid"])
 
 
 @kopf.daemon(GROUP, VERSION, "executionplans", cancellation_timeout=5.0)
@@ -205,42 +210,40 @@ async def _sleep(waker: asyncio.Event, stopped: kopf.DaemonStopped, delay: float
         halted.cancel()
 
 
-@kopf.on.delete(GROUP, VERSION, "executionplans")
-async def plan_deleted(body: kopf.Body, **_: Any) -> None:
-    await plans.on_delete(body, state.get())
-
-
 # -- task runs -------------------------------------------------------------------------------
 
-@kopf.on.create(GROUP, VERSION, "taskruns")
-async def taskrun_created(body: kopf.Body, namespace: str, name: str, **_: Any) -> None:
+@kopf.on.event(GROUP, VERSION, "taskruns")
+async def taskrun_event(type: str, body: kopf.Body, **_: Any) -> None:
+    """A plain watch handler (not on.create/on.field: those make kopf keep per-object
+    bookkeeping in annotations, a write and a deep copy per event). Adopting a user's
+    TaskRun and passing on spec.abort are both idempotent."""
+    if type == "DELETED":
+        return
+    meta, spec, status = body["metadata"], body.get("spec") or {}, body.get("status") or {}
+    uid = (meta.get("labels") or {}).get(labels.PLAN_UID)
+    if spec.get("abort") and uid:
+        st = state.get()
+        st.aborted_runs.add(uid)
+        st.wake(uid)
+    ours = any(ref.get("kind") == "ExecutionPlan" for ref in meta.get("ownerReferences") or [])
+    if not ours and not status.get("phase"):
+        await _adopt(body, meta["namespace"], meta["name"], spec["planRef"])
+
+
+async def _adopt(run: Mapping[str, Any], namespace: str, name: str, plan_name: str) -> None:
     """A user's TaskRun for a Booked plan: the plan adopts it and runs it at its start."""
-    if any(ref.get("kind") == "ExecutionPlan" for ref in body["metadata"].get("ownerReferences") or []):
-        return  # ours
-    plan_name = body["spec"]["planRef"]
     plan = await kube.get(kube.PLANS, namespace, plan_name)
-    phase = ((plan or {}).get("status") or {}).get("phase")
-    taken = ((plan or {}).get("status") or {}).get("taskRun")
+    status = (plan or {}).get("status") or {}
+    phase, taken = status.get("phase"), status.get("taskRun")
     if plan is None or phase != "Booked" or taken:
         why = (f"plan {plan_name} does not exist" if plan is None else
                f"plan {plan_name} already runs TaskRun {taken}" if taken else
                f"plan {plan_name} is {phase}, not Booked")
         await kube.patch_status(kube.RUNS, namespace, name, {"phase": "ERROR", "reason": "PlanNotBooked", "message": why})
-        raise kopf.PermanentError(why)
-    from .children import owner_ref
+        return
     await kube.patch_meta(kube.RUNS, namespace, name, {"ownerReferences": [owner_ref(plan)],
                                                       "labels": {labels.PLAN_UID: plan["metadata"]["uid"]}})
     written = await kube.patch_status(kube.PLANS, namespace, plan_name, {"taskRun": name})
-    st = state.get()
     if written is not None:
-        st.statuses[plan["metadata"]["uid"]] = written.get("status") or {}
+        state.get().statuses[plan["metadata"]["uid"]] = written.get("status") or {}
     await kube.patch_status(kube.RUNS, namespace, name, {"phase": "PENDING"})
-
-
-@kopf.on.field(GROUP, VERSION, "taskruns", field="spec.abort")
-async def taskrun_abort(body: kopf.Body, new: Any, **_: Any) -> None:
-    uid = (body["metadata"].get("labels") or {}).get(labels.PLAN_UID)
-    if new and uid:
-        st = state.get()
-        st.aborted_runs.add(uid)
-        st.wake(uid)

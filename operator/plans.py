@@ -30,6 +30,7 @@ from .settings import RevokePolicy
 from .state import State
 
 TERMINAL = ("Completed", "Failed", "Rejected", "Expired", "Cancelled")
+FINALIZER = "execplanner.io/finalizer"
 # Events are named after the phase entered (what people filter on); the condition keeps the
 # detailed reason (Unsatisfiable, TimeLimitExceeded, ...).
 EVENT_REASON = {"Pending": "Replanning", "Offered": "Offered", "Booked": "Booked", "Starting": "Started",
@@ -67,8 +68,10 @@ class Plan:
     # -- writing status ----------------------------------------------------------------
 
     async def transition(self, phase: str, reason: str, message: str, *, booking_: Any = KEEP, offers: Any = KEEP,
-                         task_run: Any = KEEP, condition: tuple[str, str] | None = None, warning: bool = False) -> None:
-        """Write the next phase (and what goes with it) to status, then tell people (an Event)."""
+                         task_run: Any = KEEP, condition: tuple[str, str] | None = None, warning: bool = False,
+                         event: bool = True) -> None:
+        """Write the next phase (and what goes with it) to status, then tell people (an Event,
+        except for Starting -> Running, which follows at once and is in the status)."""
         status: dict[str, Any] = {"phase": phase, "message": message, "observedGeneration": self.generation}
         if booking_ is not KEEP:
             status["booking"] = booking_
@@ -86,8 +89,9 @@ class Plan:
         self.status = written.get("status") or {}
         self.st.statuses[self.uid] = self.status
         self.phase = phase
-        kopf.event(self.body, type="Warning" if warning else "Normal", reason=EVENT_REASON[phase],
-                   message=message if EVENT_REASON[phase] == reason else f"{reason}: {message}")
+        if event:
+            kopf.event(self.body, type="Warning" if warning else "Normal", reason=EVENT_REASON[phase],
+                       message=message if EVENT_REASON[phase] == reason else f"{reason}: {message}")
         log.info("plan %s/%s: %s (%s)", self.namespace, self.name, phase, message)
 
     async def set_condition(self, ctype: str, status: str, reason: str, message: str) -> None:
@@ -121,7 +125,15 @@ async def reconcile(body: Mapping[str, Any], st: State) -> float | None:
         await cleanup(plan)
         return None
     if body["metadata"].get("deletionTimestamp"):
-        return None  # on.delete releases it
+        return None  # deleted(): releases it
+    finalizers = list(body["metadata"].get("finalizers") or [])
+    if FINALIZER not in finalizers and plan.uid not in st.finalized:
+        # Before anything is booked: then a deletion always passes through deleted(), even
+        # one made while the operator is down.
+        if not await kube.set_finalizers(kube.PLANS, plan.namespace, plan.name, [*finalizers, FINALIZER],
+                                         body["metadata"]["resourceVersion"]):
+            return 0.2  # the plan changed meanwhile: wait for its new version
+        st.finalized.add(plan.uid)
     try:
         spec = PlanSpec.model_validate(body.get("spec") or {})
         spec.request()  # units are checked here, once, with the field named
@@ -258,7 +270,7 @@ async def _running(plan: Plan, spec: PlanSpec) -> float | None:
         elif pod is not None and pod.phase == "Running":
             await plan.run_status("EXECUTING", startTime=format_instant(now),
                                   log={"pod": pod.name, "container": children.TASK_CONTAINER})
-            await plan.transition("Running", "Running", f"the task runs in pod {pod.name}")
+            await plan.transition("Running", "Running", f"the task runs in pod {pod.name}", event=False)
     return plan.end - now
 
 
@@ -352,15 +364,21 @@ async def _revoked(plan: Plan, spec: PlanSpec, why: str) -> str:
     return "replanned"
 
 
-async def on_delete(body: Mapping[str, Any], st: State) -> None:
-    """The plan is being deleted: stop and release everything it holds (children also go
-    with it through their owner references)."""
+async def deleted(body: Mapping[str, Any], st: State) -> None:
+    """The plan is being deleted: stop and release everything it holds (its children also
+    go through their owner references), then let the deletion finish."""
+    meta = body["metadata"]
+    finalizers = list(meta.get("finalizers") or [])
+    if FINALIZER not in finalizers:
+        return
     plan = Plan(body, st)
     seen = st.of(plan.uid)
     if seen.job is not None:
         await kube.delete("Job", plan.namespace, seen.job.name)
     await cleanup(plan)
-    st.forget(plan.uid)
+    if await kube.set_finalizers(kube.PLANS, plan.namespace, plan.name, [f for f in finalizers if f != FINALIZER],
+                                 meta["resourceVersion"]):
+        st.forget(plan.uid)
 
 
 def _nodes(made: Mapping[str, Any]) -> str:
