@@ -1,21 +1,9 @@
 import pytest
 
-from execplanner.planner.engine import Calendar, Conflict, PodRequest, Resources, quota_from_resourcequota, quota_vector
+from execplanner.planner.engine import Conflict, PodRequest, Resources, quota_from_resourcequota, quota_vector
 from execplanner.planner.engine.quota import UNLIMITED
 
-GI = 1 << 30
-H = 3600
-
-
-def vec(cores, gib=1, gpu=0):
-    return Resources(int(cores * 1000), int(gib * GI), gpu, 0, 1)
-
-
-def cluster(*sizes):
-    cal = Calendar()
-    for i, cores in enumerate(sizes):
-        cal.set_node(f"n{i}", Resources(cores * 1000, 64 * GI, 0, 0, 110))
-    return cal
+from .helpers import GI, H, cluster, vec
 
 
 def snapshot(cal):

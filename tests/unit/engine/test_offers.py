@@ -1,18 +1,6 @@
 from execplanner.planner.engine import Calendar, PodRequest, Range, Request, Resources, quota_vector
 
-GI = 1 << 30
-H = 3600
-
-
-def vec(cores, gib=1, gpu=0):
-    return Resources(int(cores * 1000), int(gib * GI), gpu, 0, 1)
-
-
-def cluster(*sizes):
-    cal = Calendar()
-    for i, cores in enumerate(sizes):
-        cal.set_node(f"n{i}", Resources(cores * 1000, 64 * GI, 0, 0, 110))
-    return cal
+from .helpers import GI, H, cluster, vec
 
 
 def req(cores, cores_max=None, hours=1, hours_max=None, **kw):
