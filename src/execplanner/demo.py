@@ -10,7 +10,6 @@ one whose offers are held until accepted.
 from __future__ import annotations
 
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,16 +26,6 @@ from execplanner.planner.engine import (Calendar, OfferResult, Range, Request, f
                                         format_instant, format_memory, parse_cpu, parse_duration, parse_memory)
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def sh(*args: str) -> str:
-    return subprocess.run(args, check=True, capture_output=True, text=True).stdout.strip()
-
-
-def cluster_paths() -> tuple[str, str]:
-    out = sh("bash", "-c", f'. "{ROOT}/cluster/env.sh"; echo "$kubeconfig"; echo "$k8s_bin/kubectl"')
-    kubeconfig, kubectl = out.split("\n")
-    return kubeconfig, kubectl
 
 
 def heading(text: str) -> None:
@@ -61,9 +50,10 @@ def show_answer(question: str, result: OfferResult) -> None:
 
 
 def main() -> int:
-    kubeconfig, kubectl = cluster_paths()
-    heading("CRDs")
-    print("  " + sh(kubectl, "--kubeconfig", kubeconfig, "apply", "--server-side", "-f", str(ROOT / "crds")).replace("\n", "\n  "))
+    kubeconfig = localrun.cluster().kubeconfig
+    heading("CRDs, PriorityClasses and the operator's RBAC")
+    localrun.install()
+    print("  installed")
 
     api = config.new_client_from_config(config_file=kubeconfig)
     core = client.CoreV1Api(api)

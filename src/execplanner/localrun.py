@@ -25,16 +25,21 @@ OPERATOR_SA = ("execplanner-system", "execplanner-operator")
 class Cluster:
     kubeconfig: str
     kubectl: str
+    helm: str
     server: str
     ca: str
+    nodes: dict[str, str]  # the fake nodes' shape: nodes, node_cpu, node_memory, node_pods, gpu_nodes, gpu_per_node
 
 
 @cache
 def cluster() -> Cluster:
-    out = subprocess.run(["bash", "-c", f'. "{ROOT}/cluster/env.sh"; echo "$kubeconfig"; echo "$k8s_bin/kubectl"; '
-                                        'echo "https://127.0.0.1:$APISERVER_PORT"; echo "$pki/ca.crt"'],
-                         capture_output=True, text=True, check=True).stdout.split("\n")
-    return Cluster(*out[:4])
+    """Where the local control plane's files are: asked of cluster/env.sh, so the two never disagree."""
+    script = (f'. "{ROOT}/cluster/env.sh"; echo "$kubeconfig"; echo "$k8s_bin/kubectl"; echo "$helm_bin/helm"; '
+              'echo "https://127.0.0.1:$APISERVER_PORT"; echo "$pki/ca.crt"; '
+              'echo "$NODES $NODE_CPU $NODE_MEMORY $NODE_PODS $GPU_NODES $GPU_PER_NODE"')
+    out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True).stdout.split("\n")
+    shape = dict(zip(("nodes", "node_cpu", "node_memory", "node_pods", "gpu_nodes", "gpu_per_node"), out[5].split()))
+    return Cluster(*out[:5], nodes=shape)
 
 
 def kubectl(*args: str, input: str | None = None) -> str:
