@@ -34,9 +34,9 @@ log = logging.getLogger("execplanner.operator")
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     st = state.init(Settings())
-    # kopf's own finalizer (it keeps one on every plan until the plan's daemon has stopped);
-    # the release on deletion runs under ours, plans.FINALIZER.
-    settings.persistence.finalizer = "kopf.execplanner.io/daemons"
+    # kopf keeps this finalizer on every plan while the plan's daemon lives: a deletion, even
+    # one made while the operator is down, passes through plan_event -> plans.deleted().
+    settings.persistence.finalizer = plans.FINALIZER
     settings.watching.server_timeout = 120
     settings.watching.client_timeout = 150
     settings.watching.connect_timeout = 10
@@ -171,8 +171,8 @@ def _apply_quota(st: State, quota: Mapping[str, Any], deleted: bool = False) -> 
 
 @kopf.on.event(GROUP, VERSION, "executionplans")
 async def plan_event(type: str, body: kopf.Body, **_: Any) -> None:
-    """Wake the plan's daemon; a plan marked for deletion is released here (our own
-    finalizer, not kopf's on.delete: that would make kopf diff and store every plan event)."""
+    """Wake the plan's daemon; a plan marked for deletion is released here (a watch handler,
+    not kopf's on.delete, which would make kopf diff and store every plan event)."""
     st = state.get()
     if type != "DELETED" and body["metadata"].get("deletionTimestamp"):
         await plans.deleted(body, st)

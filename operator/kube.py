@@ -102,16 +102,3 @@ async def patch_meta(plural: str, namespace: str, name: str, meta: dict[str, Any
     await custom().patch_namespaced_custom_object(GROUP, VERSION, namespace, plural, name, {"metadata": meta},
                                                   _content_type="application/merge-patch+json")
 
-
-async def set_finalizers(plural: str, namespace: str, name: str, finalizers: list[str], resource_version: str) -> bool:
-    """Replace metadata.finalizers, only if the object is still at resource_version (so no one
-    else's finalizer is lost). False if it changed meanwhile or is gone: look again."""
-    body = {"metadata": {"finalizers": finalizers, "resourceVersion": resource_version}}
-    try:
-        await custom().patch_namespaced_custom_object(GROUP, VERSION, namespace, plural, name, body,
-                                                      _content_type="application/merge-patch+json")
-    except ApiException as e:
-        if e.status in (404, 409):
-            return False
-        raise
-    return True

@@ -30,7 +30,7 @@ from .settings import RevokePolicy
 from .state import State
 
 TERMINAL = ("Completed", "Failed", "Rejected", "Expired", "Cancelled")
-FINALIZER = "execplanner.io/finalizer"
+FINALIZER = "execplanner.io/finalizer"  # kopf's, for the plan's daemon (see handlers.startup)
 # Events are named after the phase entered (what people filter on); the condition keeps the
 # detailed reason (Unsatisfiable, TimeLimitExceeded, ...).
 EVENT_REASON = {"Pending": "Replanning", "Offered": "Offered", "Booked": "Booked", "Starting": "Started",
@@ -126,14 +126,6 @@ async def reconcile(body: Mapping[str, Any], st: State) -> float | None:
         return None
     if body["metadata"].get("deletionTimestamp"):
         return None  # deleted(): releases it
-    finalizers = list(body["metadata"].get("finalizers") or [])
-    if FINALIZER not in finalizers and plan.uid not in st.finalized:
-        # Before anything is booked: then a deletion always passes through deleted(), even
-        # one made while the operator is down.
-        if not await kube.set_finalizers(kube.PLANS, plan.namespace, plan.name, [*finalizers, FINALIZER],
-                                         body["metadata"]["resourceVersion"]):
-            return 0.2  # the plan changed meanwhile: wait for its new version
-        st.finalized.add(plan.uid)
     try:
         spec = PlanSpec.model_validate(body.get("spec") or {})
         spec.request()  # units are checked here, once, with the field named
@@ -366,19 +358,15 @@ async def _revoked(plan: Plan, spec: PlanSpec, why: str) -> str:
 
 async def deleted(body: Mapping[str, Any], st: State) -> None:
     """The plan is being deleted: stop and release everything it holds (its children also
-    go through their owner references), then let the deletion finish."""
-    meta = body["metadata"]
-    finalizers = list(meta.get("finalizers") or [])
-    if FINALIZER not in finalizers:
-        return
+    go through their owner references). kopf keeps FINALIZER on every plan while its daemon
+    lives, and runs this (a watch handler) before it lifts the finalizer, even for a plan
+    deleted while the operator was down."""
     plan = Plan(body, st)
     seen = st.of(plan.uid)
     if seen.job is not None:
         await kube.delete("Job", plan.namespace, seen.job.name)
     await cleanup(plan)
-    if await kube.set_finalizers(kube.PLANS, plan.namespace, plan.name, [f for f in finalizers if f != FINALIZER],
-                                 meta["resourceVersion"]):
-        st.forget(plan.uid)
+    st.forget(plan.uid)
 
 
 def _nodes(made: Mapping[str, Any]) -> str:

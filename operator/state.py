@@ -52,7 +52,6 @@ class State:
     statuses: dict[str, dict] = field(default_factory=dict)  # plan uid -> the status we last wrote
     quotas: dict[str, dict[str, Resources | None]] = field(default_factory=dict)  # ns -> quota name -> vector
     housekeeper: asyncio.Task | None = None
-    finalized: set[str] = field(default_factory=set)  # plan uids our finalizer was added to
 
     def of(self, uid: str) -> PlanChildren:
         return self.children.setdefault(uid, PlanChildren())
@@ -77,7 +76,6 @@ class State:
         self.aborted_runs.discard(uid)
         self.wakers.pop(uid, None)
         self.statuses.pop(uid, None)
-        self.finalized.discard(uid)
 
 
 _state: State | None = None
