@@ -2,6 +2,7 @@
 every reconcile step can be repeated after a crash without harm."""
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
@@ -44,23 +45,27 @@ def batch() -> client.BatchV1Api:
     return client.BatchV1Api(api())
 
 
-async def create(obj: dict[str, Any]) -> bool:
-    """Create `obj` (a Pod, Job or TaskRun); False if it already exists (a repeated step)."""
+async def create(obj: dict[str, Any]) -> dict[str, Any] | None:
+    """Create `obj` (a Pod, Job or TaskRun) and return it as created; None if it already
+    exists (a repeated step). Pods and Jobs come back as sent plus their metadata, without
+    deserialising the whole response into client models (costly on the event loop)."""
     ns, kind = obj["metadata"]["namespace"], obj["kind"]
     try:
         if kind == "Pod":
-            await core().create_namespaced_pod(ns, obj)
+            resp = await core().create_namespaced_pod(ns, obj, _preload_content=False)
         elif kind == "Job":
-            await batch().create_namespaced_job(ns, obj)
+            resp = await batch().create_namespaced_job(ns, obj, _preload_content=False)
         elif kind == "TaskRun":
-            await custom().create_namespaced_custom_object(GROUP, VERSION, ns, RUNS, obj)
+            return await custom().create_namespaced_custom_object(GROUP, VERSION, ns, RUNS, obj)
         else:
             raise ValueError(f"kube.create does not make {kind}")
+        created = json.loads(await resp.read())
+        resp.release()
+        return created
     except ApiException as e:
         if e.status == 409:
-            return False
+            return None
         raise
-    return True
 
 
 async def delete(kind: str, namespace: str, name: str) -> None:

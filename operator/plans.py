@@ -252,7 +252,7 @@ async def _running(plan: Plan, spec: PlanSpec) -> float | None:
     if now >= plan.end:
         await _time_up(plan)
         return None
-    if pod is not None and pod.node and seen.placeholders:
+    if pod is not None and pod.node and (seen.placeholders or seen.placeholders_made):
         # The task's pod is on its node: placeholders the scheduler did not need to preempt
         # (the node had room for both) would hold the capacity twice.
         await _delete_placeholders(plan)
@@ -274,8 +274,11 @@ async def _ensure_placeholders(plan: Plan, spec: PlanSpec) -> None:
     made = 0
     for i, (node, vector) in enumerate(placements):
         pod = children.placeholder_pod(plan.body, spec, i, node, vector, plan.st.settings)
-        if pod["metadata"]["name"] not in seen.placeholders and await kube.create(pod):
-            made += 1
+        name = pod["metadata"]["name"]
+        if name not in seen.placeholders and name not in seen.placeholders_made:
+            seen.placeholders_made.add(name)  # before the call: a lost response must not leak it
+            if await kube.create(pod):
+                made += 1
     if made:
         kopf.event(plan.body, type="Normal", reason="HoldPlaced",
                    message=f"{made} placeholder pod(s) hold the booked capacity until the start")
@@ -287,11 +290,9 @@ async def _start_task(plan: Plan, spec: PlanSpec) -> None:
                     warning=True)
         return
     run_name = plan.status.get("taskRun") or plan.name
-    run = None
-    if not plan.status.get("taskRun"):
-        manifest = children.taskrun(plan.body)
-        await kube.create(manifest)
-    run = await kube.get(kube.RUNS, plan.namespace, run_name)
+    run = None if plan.status.get("taskRun") else await kube.create(children.taskrun(plan.body))
+    if run is None:  # adopted from a user, or made before a crash: read it
+        run = await kube.get(kube.RUNS, plan.namespace, run_name)
     if run is None:
         raise kopf.TemporaryError(f"TaskRun {run_name} vanished", delay=1)
     placements = booking.placements_from_status(plan.status["booking"]["placements"])
@@ -331,12 +332,12 @@ async def cleanup(plan: Plan) -> None:
 
 
 async def _delete_placeholders(plan: Plan) -> None:
-    """By their fixed names as well as by what the watch saw, so one created a moment ago
-    (not yet seen) is not left behind."""
-    placements = (plan.status.get("booking") or {}).get("placements") or []
-    names = {children.placeholder_name(plan.name, i) for i in range(len(placements))}
-    for name in sorted(names | set(plan.st.of(plan.uid).placeholders)):
+    """Those the watch saw and those this process made (one made a moment ago may not have
+    been seen yet); after a restart, start-up's listing saw every one that exists."""
+    seen = plan.st.of(plan.uid)
+    for name in sorted(set(seen.placeholders) | seen.placeholders_made):
         await kube.delete("Pod", plan.namespace, name)
+    seen.placeholders_made.clear()
 
 
 async def _revoked(plan: Plan, spec: PlanSpec, why: str) -> str:

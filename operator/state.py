@@ -37,6 +37,7 @@ class JobView:
 class PlanChildren:
     """A plan's children as the watches last saw them (keyed by the plan's UID label)."""
     placeholders: dict[str, str] = field(default_factory=dict)  # pod name -> node ('' while unbound)
+    placeholders_made: set[str] = field(default_factory=set)  # created by this process, maybe not seen yet
     task_pod: TaskPod | None = None
     job: JobView | None = None
 
