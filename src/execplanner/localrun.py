@@ -187,13 +187,11 @@ def operator(directory: Path, **env: str) -> Operator:
 def main() -> None:
     """`make operator`: the operator in the foreground, with its own credentials."""
     import tempfile
-    install()
-    directory = Path(tempfile.mkdtemp(prefix="execplanner-operator-"))
-    kubeconfig = service_account_kubeconfig(directory, *OPERATOR_SA)
-    print(f"operator: running as {OPERATOR_SA[0]}/{OPERATOR_SA[1]} (KUBECONFIG={kubeconfig}); Ctrl-C stops it",
+    op = operator(Path(tempfile.mkdtemp(prefix="execplanner-operator-")))
+    print(f"operator: running as {OPERATOR_SA[0]}/{OPERATOR_SA[1]} (KUBECONFIG={op.kubeconfig}); Ctrl-C stops it",
           file=sys.stderr)
     os.execve(sys.executable, [sys.executable, "-m", "execplanner.operator"],
-              {**os.environ, "KUBECONFIG": str(kubeconfig)})
+              {**os.environ, **op.env, "KUBECONFIG": str(op.kubeconfig)})
 
 
 if __name__ == "__main__":
