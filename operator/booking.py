@@ -1,19 +1,15 @@
-"""Where bookings are made, held, accepted, restored and released: the only code that
-writes to the calendar on a plan's behalf, and the only translation between engine offers
-and the plan's status.
-
-A plan's booking has the plan's UID as its id, which is also the label on every pod made
-for it, so the engine counts those pods once. A Manual plan's offers are holds with ids
-"<uid>#<offer id>" that lapse at their expiry.
-"""
+"""Where bookings are made, held, accepted and released: the only code that writes to the
+calendar on a plan's behalf (restoring them from status is planner.planstatus, shared with
+the planner service)."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from execplanner.planner.engine import (Calendar, Conflict, Offer, Resources, format_cpu, format_instant,
-                                        format_memory, parse_cpu, parse_instant, parse_memory)
+from execplanner.planner.engine import Calendar, Conflict, Offer, format_cpu, format_instant, format_memory, parse_instant
+from execplanner.planner.planstatus import (HOLDING_PHASES, hold_id, placements_from_status,  # noqa: F401 (re-exported)
+                                            placements_to_status, restore)
 
 from .models import PlanSpec
 
@@ -21,20 +17,6 @@ from .models import PlanSpec
 @dataclass(frozen=True)
 class Rejected:
     message: str
-
-
-def hold_id(uid: str, offer_id: str) -> str:
-    return f"{uid}#{offer_id}"
-
-
-def placements_to_status(placements: Iterable[tuple[str, Resources]]) -> list[dict[str, Any]]:
-    return [{"node": node, "cores": format_cpu(v.cpu), "memory": format_memory(v.memory), "gpus": v.gpu}
-            for node, v in placements]
-
-
-def placements_from_status(entries: Iterable[Mapping[str, Any]]) -> list[tuple[str, Resources]]:
-    return [(e["node"], Resources(parse_cpu(e["cores"], "placements.cores"), parse_memory(e["memory"], "placements.memory"),
-                                  int(e.get("gpus") or 0), 0, 1)) for e in entries]
 
 
 def _summary(offer: Offer) -> dict[str, Any]:
@@ -92,24 +74,6 @@ def release(cal: Calendar, uid: str, offers: Iterable[Mapping[str, Any]] = ()) -
     for o in offers:
         revoked += cal.release(hold_id(uid, str(o.get("id"))))
     return revoked
-
-
-HOLDING_PHASES = ("Booked", "Starting", "Running")
-
-
-def restore(cal: Calendar, uid: str, namespace: str, status: Mapping[str, Any]) -> None:
-    """Rebuild a plan's booking or holds in the calendar from its status (start-up). Raises
-    Conflict if the calendar cannot hold it any more."""
-    phase = status.get("phase")
-    if phase in HOLDING_PHASES and status.get("booking"):
-        b = status["booking"]
-        cal.book(uid, namespace, placements_from_status(b.get("placements") or []),
-                 parse_instant(b["start"], "booking.start"), parse_instant(b["end"], "booking.end"))
-    elif phase == "Offered":
-        for o in status.get("offers") or []:
-            cal.book(hold_id(uid, str(o["id"])), namespace, placements_from_status(o.get("placements") or []),
-                     parse_instant(o["start"], "offer.start"), parse_instant(o["end"], "offer.end"),
-                     expires=parse_instant(o["expires"], "offer.expires"))
 
 
 def _reasons(reasons) -> str:

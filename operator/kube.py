@@ -76,6 +76,8 @@ async def delete(kind: str, namespace: str, name: str) -> None:
             await core().delete_namespaced_pod(name, namespace, body=body)
         elif kind == "Job":
             await batch().delete_namespaced_job(name, namespace, body=body)
+        elif kind == "ExecutionPlan":
+            await custom().delete_namespaced_custom_object(GROUP, VERSION, PLANS, namespace, name, body=body)
         else:
             raise ValueError(f"kube.delete does not remove {kind}")
     except ApiException as e:

@@ -82,6 +82,9 @@ class PlanSpec(_Model):
     accept_policy: AcceptPolicy = Field(AcceptPolicy.FIRST, alias="acceptPolicy")
     accepted_offer: str | None = Field(None, alias="acceptedOffer")
     cancel: bool = False
+    suspend: bool = False
+    rejected_offers: tuple[str, ...] = Field((), alias="rejectedOffers")
+    destruction: str | None = None
     node_selector: dict[str, str] = Field(default_factory=dict, alias="nodeSelector")
     tolerations: list[dict[str, Any]] = Field(default_factory=list)
 

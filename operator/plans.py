@@ -3,7 +3,9 @@
     Pending ─┬─ First ──▶ Booked ─▶ Starting ─▶ Running ─▶ Completed | Failed
              ├─ Manual ─▶ Offered ─(accept)─▶ Booked          (cancel: ─▶ Cancelled)
              │                   └─(expiry)─▶ Expired
-             └─ nothing fits ───▶ Rejected
+             └─ nothing fits ───▶ Rejected     (every offer turned down: Rejected too)
+
+A plan with spec.suspend stays Pending unplanned; at spec.destruction it is deleted.
 
 `reconcile` looks at what is (the plan, what the watches saw of its children, the clock)
 and takes the next step; run again after a crash it repeats nothing harmful: the booking is
@@ -37,6 +39,7 @@ EVENT_REASON = {"Pending": "Replanning", "Offered": "Offered", "Booked": "Booked
                 "Running": "Running", "Completed": "Completed", "Failed": "Failed", "Rejected": "Rejected",
                 "Expired": "Expired", "Cancelled": "Cancelled"}
 KEEP = object()
+SUSPENDED = "spec.suspend is true: not planned until it is false"
 log = logging.getLogger("execplanner.operator.plans")
 
 
@@ -121,11 +124,15 @@ async def reconcile(body: Mapping[str, Any], st: State) -> float | None:
     """Take the plan's next step. Returns the seconds until the clock alone would call for
     another step, or None when there is nothing left to do (a terminal phase)."""
     plan = Plan(body, st)
-    if plan.phase in TERMINAL:
-        await cleanup(plan)
-        return None
     if body["metadata"].get("deletionTimestamp"):
         return None  # deleted(): releases it
+    destruction = _destruction(body)
+    if destruction is not None and _now() >= destruction:
+        await kube.delete("ExecutionPlan", plan.namespace, plan.name)  # deleted() stops and releases it
+        return None
+    if plan.phase in TERMINAL:
+        await cleanup(plan)
+        return None if destruction is None else destruction - _now()
     try:
         spec = PlanSpec.model_validate(body.get("spec") or {})
         spec.request()  # units are checked here, once, with the field named
@@ -145,6 +152,10 @@ async def reconcile(body: Mapping[str, Any], st: State) -> float | None:
         await _stop(plan, "Cancelled", "Aborted", "the TaskRun asked to abort", run_phase="ABORTED")
         return None
 
+    if spec.suspend and plan.phase == "Pending":
+        if plan.status.get("phase") != "Pending" or plan.status.get("message") != SUSPENDED:
+            await plan.transition("Pending", "Suspended", SUSPENDED, event=False)
+        return 3600.0 if destruction is None else destruction - _now()  # woken by the spec's change
     step = {"Pending": _pending, "Offered": _offered, "Booked": _booked, "Starting": _running, "Running": _running}
     return await step[plan.phase](plan, spec)
 
@@ -184,7 +195,16 @@ async def _pending(plan: Plan, spec: PlanSpec) -> float | None:
 async def _offered(plan: Plan, spec: PlanSpec) -> float | None:
     st, now = plan.st, _now()
     offers = plan.status.get("offers") or []
-    expires = min((parse_instant(o["expires"], "offers.expires") for o in offers), default=now)
+    rejected = set(spec.rejected_offers) - {spec.accepted_offer}
+    for o in offers:
+        if str(o.get("id")) in rejected:  # turned down: free its capacity now (repeating this is harmless)
+            st.calendar.release(booking.hold_id(plan.uid, str(o.get("id"))))
+    open_offers = [o for o in offers if str(o.get("id")) not in rejected]
+    if not open_offers:
+        await plan.transition("Rejected", "OffersRejected", "every offer was rejected (spec.rejectedOffers)",
+                              condition=("Booked", "False"))
+        return None
+    expires = min((parse_instant(o["expires"], "offers.expires") for o in open_offers), default=now)
     if now >= expires:
         booking.release(st.calendar, plan.uid, offers)
         await plan.transition("Expired", "Expired", f"no offer was accepted before {format_instant(expires)}",
@@ -368,6 +388,14 @@ async def deleted(body: Mapping[str, Any], st: State) -> None:
         await kube.delete("Job", plan.namespace, seen.job.name)
     await cleanup(plan)
     st.forget(plan.uid)
+
+
+def _destruction(body: Mapping[str, Any]) -> int | None:
+    when = (body.get("spec") or {}).get("destruction")
+    try:
+        return parse_instant(when, "spec.destruction") if when else None
+    except UnitError:
+        return None  # the CRD checks the format; an unreadable time never deletes anything
 
 
 def _nodes(made: Mapping[str, Any]) -> str:

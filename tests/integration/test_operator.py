@@ -892,6 +892,44 @@ def test_manual_offers_expire_and_release(ctx):
         f"the expired offers' capacity was not released: booked from {b['start']}\n" + ctx.describe("after", "lapse")
 
 
+def test_suspended_plan_waits_unplanned_until_resumed(ctx):
+    body = plan_body("later-run", cores=1, memory="1Gi", duration="10s", annotations={COMPLETE: "2s"})
+    body["spec"]["suspend"] = True
+    ctx.create(body)
+    plan = ctx.wait(lambda: (p := ctx.get("later-run")) and (p.get("status") or {}).get("message", "").startswith(
+        "spec.suspend") and p, 15, "the suspended plan's status", names=["later-run"])
+    assert phase_of(plan) == "Pending" and not plan["status"].get("booking"), ctx.describe("later-run")
+    time.sleep(2)
+    assert phase_of(ctx.get("later-run")) == "Pending", f"a suspended plan moved on\n{ctx.describe('later-run')}"
+    ctx.patch_spec("later-run", {"suspend": False})
+    ctx.wait_phase("later-run", "Completed", timeout=30)
+
+
+def test_rejecting_every_offer_releases_them(ctx):
+    node = "kwok-node-2"
+    ctx.create(plan_body("declined", cores=14, memory="8Gi", duration="30s", max_duration="60s", node=node,
+                         accept="Manual", offers=2))
+    plan = ctx.wait_phase("declined", "Offered", timeout=20)
+    ids = [o["id"] for o in plan["status"]["offers"]]
+    ctx.patch_spec("declined", {"rejectedOffers": ids})
+    plan = ctx.wait_phase("declined", "Rejected", timeout=15)
+    assert "rejected" in plan["status"]["message"], ctx.describe("declined")
+    created = now()
+    ctx.create(plan_body("instead", cores=14, memory="8Gi", duration="10s", node=node, annotations={COMPLETE: "2s"}))
+    _, b = ctx.wait_booked("instead", timeout=15)
+    assert ts(b["start"]) <= created + timedelta(seconds=5), \
+        f"the rejected offers still hold capacity: booked from {b['start']}\n" + ctx.describe("instead", "declined")
+
+
+def test_destruction_time_deletes_the_plan(ctx):
+    body = plan_body("ephemeral", cores=1, memory="1Gi", duration="10s", annotations={COMPLETE: "1s"})
+    body["spec"]["destruction"] = rfc3339(whole_second_after(6))
+    ctx.create(body)
+    ctx.wait_phase("ephemeral", "Completed", timeout=20)
+    ctx.wait(lambda: ctx.get("ephemeral") is None, 20, "the plan deleted at its destruction time",
+             names=["ephemeral"])
+
+
 def test_fits_only_after_running_booking_ends(ctx):
     node = "kwok-node-1"
     ctx.create(plan_body("first", cores=14, memory="8Gi", duration="20s", node=node))  # runs to its end

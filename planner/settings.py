@@ -1,0 +1,39 @@
+"""The planner service's settings, from the environment (EXECPLANNER_PLANNER_*): one place
+for each knob. The allowlists are shared with the operator (EXECPLANNER_ALLOWED_*)."""
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class PlannerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EXECPLANNER_PLANNER_", frozen=True)
+
+    host: str = Field("127.0.0.1", description="Address to listen on (0.0.0.0 in a pod).")
+    port: int = Field(8080, ge=0, le=65535, description="Port to listen on.")
+    public_url: str = Field("", description="Base URL clients reach this service at, for hrefs and "
+                                            "endpoints (empty: taken from each request's Host).")
+    # -- identity: OAuth2/OIDC bearer tokens (JWT) and/or a static token file ------------------
+    jwt_issuer: str = Field("", description="Expected `iss` of bearer JWTs (empty: JWTs are not accepted).")
+    jwt_audience: str = Field("execplanner", description="Expected `aud` of bearer JWTs.")
+    jwks_url: str = Field("", description="Where the issuer's signing keys (JWKS) are fetched from.")
+    jwt_user_claim: str = Field("sub", description="The JWT claim that names the user.")
+    token_file: str = Field("", description="Static tokens, one per line: token,user (like kube-apiserver's).")
+    anonymous_accepts: bool = Field(True, description="Let callers without a token ask /accepts.")
+    # -- where a user's plans live ---------------------------------------------------------------
+    namespace_template: str = Field("xp-{user}", description="A user's namespace; {user} is the "
+                                                             "user name made DNS-safe.")
+    namespace_map: dict[str, str] = Field(default_factory=dict, description="Explicit user -> namespace "
+                                                                           "(JSON), before the template.")
+    create_namespaces: bool = Field(True, description="Create a user's namespace on first use.")
+    # -- behaviour ------------------------------------------------------------------------------
+    offerset_wait_seconds: float = Field(10.0, ge=0, description="How long POST /offersets waits for the "
+                                                                 "operator's offers before answering.")
+    offerset_default_count: int = Field(3, ge=1, le=20, description="Offers proposed when a request does "
+                                                                    "not say how many.")
+    uws_destruction_days: int = Field(7, ge=1, description="Default UWS destruction time after creation.")
+    uws_default_duration_seconds: int = Field(3600, ge=1, description="UWS jobs' execution duration when "
+                                                                      "not given.")
+    max_wait_seconds: int = Field(300, ge=1, description="Longest blocking UWS WAIT a request may hold.")
+    max_body_bytes: int = Field(256 * 1024, ge=1024, description="Largest request body accepted.")
+    horizon_days: int = Field(7, ge=1, description="How far ahead answers look (as the operator).")
