@@ -18,7 +18,7 @@ from typing import Any
 import kopf
 
 from execplanner.planner import feed
-from execplanner.planner.engine import Conflict, quota_from_resourcequota
+from execplanner.planner.engine import Conflict
 
 from . import booking, kube, labels, plans, state
 from .children import owner_ref
@@ -153,18 +153,8 @@ async def quota_event(type: str, body: kopf.Body, **_: Any) -> None:
 
 
 def _apply_quota(st: State, quota: Mapping[str, Any], deleted: bool = False) -> None:
-    """A namespace's booked cores, memory and GPUs stay within the tightest of its quotas."""
-    meta = quota["metadata"]
-    per_ns = st.quotas.setdefault(meta["namespace"], {})
-    if deleted:
-        per_ns.pop(meta["name"], None)
-    else:
-        per_ns[meta["name"]] = quota_from_resourcequota(quota)
-    vectors = [v for v in per_ns.values() if v is not None]
-    tightest = None
-    for v in vectors:
-        tightest = v if tightest is None else tightest.minimum(v)
-    st.note_revoked(st.calendar.set_quota(meta["namespace"], tightest), f"quota of {meta['namespace']} changed")
+    revoked = feed.apply_quota(st.calendar, st.quotas, quota, deleted)
+    st.note_revoked(revoked, f"quota of {quota['metadata']['namespace']} changed")
 
 
 # -- plans -----------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from typing import Any
 
 from execplanner.operator.labels import PLAN_UID
 
-from .engine import Calendar, pod_requests, resources_from_map, taint_from_dict
+from .engine import Calendar, Resources, pod_requests, quota_from_resourcequota, resources_from_map, taint_from_dict
 
 # Pods in these phases hold nothing: the scheduler no longer counts them either.
 FINISHED = ("Succeeded", "Failed")
@@ -58,3 +58,20 @@ def apply_pod(cal: Calendar, pod: Mapping[str, Any]) -> list[str]:
 
 def delete_pod(cal: Calendar, pod: Mapping[str, Any]) -> list[str]:
     return cal.remove_pod(pod_key(pod))
+
+
+def apply_quota(cal: Calendar, quotas: dict[str, dict[str, Resources | None]], quota: Mapping[str, Any],
+                deleted: bool = False) -> list[str]:
+    """A namespace's bookings stay within the tightest of its ResourceQuotas. `quotas` (namespace
+    -> quota name -> vector) is the caller's memory of them; returns the bookings this revoked."""
+    meta = quota["metadata"]
+    per_ns = quotas.setdefault(meta["namespace"], {})
+    if deleted:
+        per_ns.pop(meta["name"], None)
+    else:
+        per_ns[meta["name"]] = quota_from_resourcequota(quota)
+    tightest = None
+    for v in per_ns.values():
+        if v is not None:
+            tightest = v if tightest is None else tightest.minimum(v)
+    return cal.set_quota(meta["namespace"], tightest)
