@@ -10,6 +10,7 @@ VENV_STAMP := $(VENV)/.installed-$(shell cat pyproject.toml setup.py | sha1sum |
 
 .PHONY: help venv build cluster cluster-down cluster-purge kubeconfig demo test test-unit \
         test-integration bench-engine bench-operator bench-planner operator planner token
+.PHONY: chart-lint
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -55,6 +56,11 @@ operator: venv cluster ## run the operator in the foreground, with its own Servi
 
 bench-operator: venv cluster ## operator benchmark: 1,000 plans against 200 kwok nodes, one JSON line
 	$(PY) bench/operator_bench.py
+
+chart-lint: venv ## helm lint --strict the chart, and its unit tests (helm template with several values)
+	@bash -c '. cluster/env.sh && test -x "$$helm_bin/helm"' || cluster/build.sh
+	@bash -c 'set -o pipefail; . cluster/env.sh && "$$helm_bin/helm" lint --strict helm/execplanner 2>&1 | grep -v "found symbolic link in path"'
+	$(PY) -m pytest tests/unit/test_chart_lint.py
 
 bench-planner planner token:
 	@echo "make $@: not built yet (issue #5 brings the planner HTTP service)" >&2; exit 2

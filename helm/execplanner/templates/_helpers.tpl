@@ -1,0 +1,119 @@
+{{/* Names: <release>-<chart>, or the release name when it already contains the chart's. */}}
+{{- define "execplanner.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "execplanner.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "execplanner.operatorName" -}}
+{{- printf "%s-operator" (include "execplanner.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "execplanner.plannerName" -}}
+{{- printf "%s-planner" (include "execplanner.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "execplanner.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "execplanner.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "execplanner.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "execplanner.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "execplanner.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+
+{{/* Environment shared by both processes. */}}
+{{- define "execplanner.commonEnv" -}}
+- name: PYTHONUNBUFFERED
+  value: "1"
+- name: PYTHONDONTWRITEBYTECODE
+  value: "1"
+# Writable scratch (the root filesystem is read-only): helm's cache and config live here.
+- name: HOME
+  value: /tmp
+{{- end }}
+
+{{/*
+The operator's RBAC, translated from deploy/operator-rbac.yaml (files/operator-rbac.yaml is
+a symlink to it): that file is the one source of truth, used as is by `kubectl apply -f
+deploy/` and the tests, and rendered here with the release's names. Each ClusterRole, Role
+and their bindings keep their rules and roleRefs; names starting with "execplanner-operator"
+take the release's operator name in its place; the ServiceAccount execplanner-system/
+execplanner-operator becomes the chart's; the Namespace and ServiceAccount documents are
+skipped (helm's release namespace and serviceaccounts.yaml stand for them). Anything the
+translation does not know fails the render, so a change to the file is never dropped.
+*/}}
+{{- define "execplanner.operatorRbac" -}}
+{{- $root := . }}
+{{- $operator := include "execplanner.operatorName" . }}
+{{- range $doc := regexSplit "(?m)^---[ \t]*$" ($.Files.Get "files/operator-rbac.yaml") -1 }}
+{{- $o := fromYaml $doc }}
+{{- if and $o $o.kind }}
+{{- if has $o.kind (list "Namespace" "ServiceAccount") }}
+{{- else if has $o.kind (list "ClusterRole" "Role" "ClusterRoleBinding" "RoleBinding") }}
+{{- $meta := dict "name" (include "execplanner.rbacName" (list $o.metadata.name $operator)) }}
+{{- if $o.metadata.namespace }}
+{{- $_ := set $meta "namespace" (ternary $root.Release.Namespace $o.metadata.namespace (eq $o.metadata.namespace "execplanner-system")) }}
+{{- end }}
+{{- $_ := set $meta "labels" (merge (include "execplanner.labels" $root | fromYaml) (dict "app.kubernetes.io/component" "operator") ($o.metadata.labels | default dict)) }}
+{{- with $o.metadata.annotations }}
+{{- $_ := set $meta "annotations" . }}
+{{- end }}
+{{- $out := omit $o "metadata" "apiVersion" "kind" }}
+{{- if $o.roleRef }}
+{{- if hasPrefix "execplanner-operator" $o.roleRef.name }}{{/* a role of this file; any other (a built-in one) is kept */}}
+{{- $_ := set $out "roleRef" (merge (dict "name" (include "execplanner.rbacName" (list $o.roleRef.name $operator))) $o.roleRef) }}
+{{- end }}
+{{- end }}
+{{- if hasKey $o "subjects" }}
+{{- $subjects := list }}
+{{- range $s := $o.subjects }}
+{{- if and (eq $s.kind "ServiceAccount") (eq $s.name "execplanner-operator") (eq $s.namespace "execplanner-system") }}
+{{- $subjects = append $subjects (dict "kind" "ServiceAccount" "name" $operator "namespace" $root.Release.Namespace) }}
+{{- else }}
+{{- fail (printf "deploy/operator-rbac.yaml: %s %s binds %s %s/%s, which the chart cannot translate" $o.kind $o.metadata.name $s.kind ($s.namespace | default "") $s.name) }}
+{{- end }}
+{{- end }}
+{{- $_ := set $out "subjects" $subjects }}
+{{- end }}
+---
+apiVersion: {{ $o.apiVersion }}
+kind: {{ $o.kind }}
+metadata:
+{{- toYaml $meta | nindent 2 }}
+{{ toYaml $out }}
+{{- else }}
+{{- fail (printf "deploy/operator-rbac.yaml: the chart does not know how to render a %s (%s)" $o.kind $o.metadata.name) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* (list NAME OPERATOR): NAME with its "execplanner-operator" prefix replaced by OPERATOR. */}}
+{{- define "execplanner.rbacName" -}}
+{{- $name := index . 0 }}
+{{- $operator := index . 1 }}
+{{- if hasPrefix "execplanner-operator" $name }}
+{{- printf "%s%s" $operator (trimPrefix "execplanner-operator" $name) | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- fail (printf "deploy/operator-rbac.yaml: the name %q does not start with execplanner-operator" $name) }}
+{{- end }}
+{{- end }}

@@ -1,0 +1,349 @@
+"""The helm chart (helm/execplanner), without a cluster.
+
+`helm lint --strict` and `helm template` with default and non-default values; the rendered
+objects are checked (one operator replica, strategy Recreate, non-root pods, probes, RBAC
+without Secrets), every EXECPLANNER_* variable the chart sets is a field of the settings
+classes (operator/settings.py, planner/settings.py), every field is
+set, and the rendered values load through those classes; values.schema.json refuses bad
+values. The helm binary is the pinned one of the local control plane (`make build`).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+import yaml
+from pydantic_settings import BaseSettings
+
+from execplanner import localrun
+from execplanner.operator.settings import Settings
+from execplanner.planner.settings import PlannerSettings
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "helm" / "execplanner"
+RELEASE, NAMESPACE = "xp", "xp-system"
+
+NON_DEFAULT = {
+    "image": {"repository": "registry.example.org/execplanner", "tag": "1.2.3", "pullPolicy": "Always"},
+    "priorityClasses": {"create": False, "hold": "site-hold", "task": "site-task"},
+    "horizonDays": 14,
+    "operator": {"holdLeadSeconds": 45, "offerExpirySeconds": 600, "revokePolicy": "Fail",
+                 "placeholderImage": "registry.example.org/pause:3.10", "healthPort": 9090,
+                 "taskTolerations": [{"key": "batch", "operator": "Exists", "effect": "NoSchedule"}],
+                 "logLevel": "DEBUG", "resources": {"requests": {"cpu": "1", "memory": "1Gi"}}},
+    "planner": {"replicas": 3, "port": 9000, "publicUrl": "https://planner.example.org",
+                "identity": {"jwtIssuer": "https://login.example.org", "jwtAudience": "xp",
+                             "jwksUrl": "https://login.example.org/jwks", "jwtUserClaim": "email",
+                             "tokenSecret": {"name": "planner-tokens", "key": "tokens.csv"},
+                             "anonymousAccepts": False},
+                "namespaces": {"template": "u-{user}", "map": {"alice": "team-a"}, "create": False},
+                "offersetWaitSeconds": 2.5, "offersetDefaultCount": 5, "uwsDestructionDays": 3,
+                "uwsDefaultDurationSeconds": 7200, "maxWaitSeconds": 60, "maxBodyBytes": 10_000_000,
+                "service": {"type": "NodePort", "port": 8443}},
+}
+
+
+@pytest.fixture(scope="module")
+def helm() -> str:
+    path = Path(localrun.cluster().helm)
+    if not path.is_file():
+        pytest.fail(f"helm is not built ({path}): run `make build` (or `make chart-lint`)", pytrace=False)
+    return str(path)
+
+
+def run(helm: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run([helm, *args], capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        pytest.fail(f"helm {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}{proc.stderr}", pytrace=False)
+    return proc
+
+
+def render(helm: str, tmp_path: Path, values: dict | None = None, *extra: str) -> list[dict]:
+    args = ["template", RELEASE, str(CHART), "--namespace", NAMESPACE, *extra]
+    if values is not None:
+        (tmp_path / "values.yaml").write_text(yaml.safe_dump(values))
+        args += ["--values", str(tmp_path / "values.yaml")]
+    return [d for d in yaml.safe_load_all(run(helm, *args).stdout) if d]
+
+
+def find(docs: list[dict], kind: str, name: str | None = None) -> list[dict]:
+    return [d for d in docs if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)]
+
+
+def one(docs: list[dict], kind: str, name: str) -> dict:
+    found = find(docs, kind, name)
+    assert len(found) == 1, f"{kind}/{name}: {len(found)} rendered"
+    return found[0]
+
+
+def container(docs: list[dict], component: str) -> dict:
+    dep = one(docs, "Deployment", f"{RELEASE}-execplanner-{component}")
+    (c,) = dep["spec"]["template"]["spec"]["containers"]
+    return c
+
+
+def env_of(c: dict) -> dict[str, str]:
+    return {e["name"]: e["value"] for e in c["env"] if "value" in e}
+
+
+def fields_as_env(cls: type[BaseSettings]) -> set[str]:
+    prefix = cls.model_config["env_prefix"]
+    return {(prefix + name).upper() for name in cls.model_fields}
+
+
+def read_in_source(name: str, folder: str) -> bool:
+    """The variable is read by name somewhere in folder's Python source (not a settings field)."""
+    return any(f'"{name}"' in p.read_text() for p in (ROOT / folder).rglob("*.py"))
+
+
+def load(cls: type[BaseSettings], env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> BaseSettings:
+    """cls as the process builds it from the rendered environment (nothing else of ours set)."""
+    with monkeypatch.context() as m:
+        for key in [k for k in os.environ if k.startswith("EXECPLANNER_")]:
+            m.delenv(key)
+        for key, value in env.items():
+            m.setenv(key, value)
+        return cls()
+
+
+# -- lint and structure ------------------------------------------------------------------------
+
+def test_lint_strict_with_default_and_non_default_values(helm: str, tmp_path: Path):
+    run(helm, "lint", "--strict", str(CHART))
+    (tmp_path / "v.yaml").write_text(yaml.safe_dump(NON_DEFAULT))
+    run(helm, "lint", "--strict", str(CHART), "--values", str(tmp_path / "v.yaml"))
+
+
+def test_operator_is_one_replica_recreated_with_its_health_probe(helm: str, tmp_path: Path):
+    for values, port in ((None, 8081), (NON_DEFAULT, 9090)):
+        docs = render(helm, tmp_path, values)
+        dep = one(docs, "Deployment", f"{RELEASE}-execplanner-operator")
+        assert dep["spec"]["replicas"] == 1
+        assert dep["spec"]["strategy"] == {"type": "Recreate"}
+        pod = dep["spec"]["template"]["spec"]
+        assert pod["serviceAccountName"] == f"{RELEASE}-execplanner-operator"
+        c = container(docs, "operator")
+        assert c["command"] == ["python", "-m", "execplanner.operator"]
+        assert env_of(c)["EXECPLANNER_HEALTH_PORT"] == str(port)
+        for probe in ("startupProbe", "livenessProbe"):
+            # kopf listens on 127.0.0.1 only (operator/__main__.py): the probe runs inside the pod.
+            command = " ".join(c[probe]["exec"]["command"])
+            assert f"http://127.0.0.1:{port}/healthz" in command, command
+    with_off = render(helm, tmp_path, {"operator": {"healthPort": 0}})
+    c = container(with_off, "operator")
+    assert "livenessProbe" not in c and "startupProbe" not in c and env_of(c)["EXECPLANNER_HEALTH_PORT"] == "0"
+
+
+def test_planner_deployment_and_service(helm: str, tmp_path: Path):
+    for values, replicas, port, service_port in ((None, 2, 8080, 80), (NON_DEFAULT, 3, 9000, 8443)):
+        docs = render(helm, tmp_path, values)
+        dep = one(docs, "Deployment", f"{RELEASE}-execplanner-planner")
+        assert dep["spec"]["replicas"] == replicas
+        c = container(docs, "planner")
+        assert c["command"] == ["python", "-m", "execplanner.planner"]
+        env = env_of(c)
+        assert env["EXECPLANNER_PLANNER_HOST"] == "0.0.0.0" and env["EXECPLANNER_PLANNER_PORT"] == str(port)
+        assert c["ports"] == [{"name": "http", "containerPort": port, "protocol": "TCP"}]
+        assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+        assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+        svc = one(docs, "Service", f"{RELEASE}-execplanner-planner")
+        assert svc["spec"]["ports"][0]["port"] == service_port and svc["spec"]["ports"][0]["targetPort"] == "http"
+        labels = dep["spec"]["template"]["metadata"]["labels"]
+        assert svc["spec"]["selector"].items() <= labels.items()
+        assert dep["spec"]["selector"]["matchLabels"].items() <= labels.items()
+        assert dep["spec"]["template"]["spec"]["serviceAccountName"] == f"{RELEASE}-execplanner-planner"
+
+
+def test_pods_run_as_non_root_without_privileges(helm: str, tmp_path: Path):
+    docs = render(helm, tmp_path)
+    for component in ("operator", "planner"):
+        pod = one(docs, "Deployment", f"{RELEASE}-execplanner-{component}")["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["securityContext"]["runAsUser"] != 0
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+        c = pod["containers"][0]
+        assert c["securityContext"]["allowPrivilegeEscalation"] is False
+        assert c["securityContext"]["readOnlyRootFilesystem"] is True
+        assert c["securityContext"]["capabilities"]["drop"] == ["ALL"]
+        assert c["volumeMounts"][0] == {"name": "tmp", "mountPath": "/tmp"} and env_of(c)["HOME"] == "/tmp"
+        assert c["image"] == "execplanner:0.1.0"
+
+
+# -- settings --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("component, classes", [
+    ("operator", (Settings,)),
+    ("planner", (PlannerSettings,)),
+])
+def test_env_names_are_the_settings_fields(helm: str, tmp_path: Path, component: str, classes):
+    """Each EXECPLANNER_* variable the chart sets is a settings field (or read by name in
+    that process's source, like EXECPLANNER_LOG_LEVEL); each field is set by the chart.
+    A renamed or added setting fails here until the chart follows."""
+    fields = set().union(*(fields_as_env(cls) for cls in classes))
+    for values in (None, NON_DEFAULT):
+        rendered = {n for n in env_of(container(render(helm, tmp_path, values), component)) if n.startswith("EXECPLANNER_")}
+        unknown = {n for n in rendered - fields if not read_in_source(n, component)}
+        assert not unknown, f"the chart sets {sorted(unknown)} for the {component}, which nothing reads"
+        assert not fields - rendered, f"settings the chart does not set for the {component}: {sorted(fields - rendered)}"
+
+
+def test_rendered_values_load_through_the_settings_classes(helm: str, tmp_path: Path, monkeypatch):
+    docs = render(helm, tmp_path, NON_DEFAULT)
+    op_env, pl_env = env_of(container(docs, "operator")), env_of(container(docs, "planner"))
+    op = load(Settings, op_env, monkeypatch)
+    assert (op.hold_lead_seconds, op.offer_expiry_seconds, op.revoke_policy.value, op.horizon_days, op.health_port) == \
+        (45, 600, "Fail", 14, 9090)
+    assert (op.placeholder_image, op.hold_priority_class, op.task_priority_class) == \
+        ("registry.example.org/pause:3.10", "site-hold", "site-task")
+    assert op.task_tolerations == NON_DEFAULT["operator"]["taskTolerations"]
+    pl = load(PlannerSettings, pl_env, monkeypatch)
+    assert (pl.host, pl.port, pl.public_url) == ("0.0.0.0", 9000, "https://planner.example.org")
+    assert (pl.jwt_issuer, pl.jwt_audience, pl.jwks_url, pl.jwt_user_claim, pl.anonymous_accepts) == \
+        ("https://login.example.org", "xp", "https://login.example.org/jwks", "email", False)
+    assert (pl.namespace_template, pl.namespace_map, pl.create_namespaces) == ("u-{user}", {"alice": "team-a"}, False)
+    assert (pl.offerset_wait_seconds, pl.offerset_default_count, pl.uws_destruction_days,
+            pl.uws_default_duration_seconds, pl.max_wait_seconds, pl.max_body_bytes, pl.horizon_days) == \
+        (2.5, 5, 3, 7200, 60, 10_000_000, 14)
+    # The static token file is the Secret the user named, mounted read-only.
+    c = container(docs, "planner")
+    mount = next(m for m in c["volumeMounts"] if m["name"] == "tokens")
+    assert mount["readOnly"] is True and pl.token_file == f"{mount['mountPath']}/tokens.csv"
+    pod = one(docs, "Deployment", f"{RELEASE}-execplanner-planner")["spec"]["template"]["spec"]
+    volume = next(v for v in pod["volumes"] if v["name"] == "tokens")
+    assert volume["secret"] == {"secretName": "planner-tokens", "items": [{"key": "tokens.csv", "path": "tokens.csv"}]}
+    # The defaults load too, and match the classes' own defaults where the chart keeps them.
+    docs = render(helm, tmp_path)
+    assert load(Settings, env_of(container(docs, "operator")), monkeypatch) == load(Settings, {}, monkeypatch)
+    pl = load(PlannerSettings, env_of(container(docs, "planner")), monkeypatch)
+    assert pl.model_copy(update={"host": "127.0.0.1"}) == load(PlannerSettings, {}, monkeypatch)
+    assert pl.token_file == "" and "tokens" not in {m["name"] for m in container(docs, "planner")["volumeMounts"]}
+    assert container(docs, "operator")["image"] == "execplanner:0.1.0"
+    assert container(render(helm, tmp_path, NON_DEFAULT), "operator")["image"] == "registry.example.org/execplanner:1.2.3"
+
+
+# -- RBAC ------------------------------------------------------------------------------------
+
+def test_operator_rbac_is_deploy_operator_rbac_with_the_release_names(helm: str, tmp_path: Path):
+    """deploy/operator-rbac.yaml is the one source of truth: the chart renders its roles' rules
+    unchanged, with the release's names, bound to the chart's ServiceAccount."""
+    source = [d for d in yaml.safe_load_all((ROOT / "deploy" / "operator-rbac.yaml").read_text()) if d]
+    docs = render(helm, tmp_path)
+    sa = f"{RELEASE}-execplanner-operator"
+
+    def renamed(name: str) -> str:
+        return sa + name.removeprefix("execplanner-operator")
+
+    for doc in source:
+        kind, name = doc["kind"], doc["metadata"]["name"]
+        if kind in ("Namespace", "ServiceAccount"):
+            continue
+        out = one(docs, kind, renamed(name))
+        if kind in ("ClusterRole", "Role"):
+            assert out.get("rules") == doc.get("rules")
+            assert out.get("aggregationRule") == doc.get("aggregationRule")
+        else:
+            ref = doc["roleRef"]
+            expect = renamed(ref["name"]) if ref["name"].startswith("execplanner-operator") else ref["name"]
+            assert out["roleRef"] == {**ref, "name": expect}
+            assert out["subjects"] == [{"kind": "ServiceAccount", "name": sa, "namespace": NAMESPACE}]
+    assert one(docs, "ServiceAccount", sa)["metadata"]["namespace"] == NAMESPACE
+    assert not find(docs, "Namespace")
+
+
+def test_planner_rbac_is_exactly_what_it_needs(helm: str, tmp_path: Path):
+    docs = render(helm, tmp_path)
+    name = f"{RELEASE}-execplanner-planner"
+    rules = {(g, r): set(rule["verbs"]) for rule in one(docs, "ClusterRole", name)["rules"]
+             for g in rule["apiGroups"] for r in rule["resources"]}
+    assert rules == {
+        ("", "nodes"): {"get", "list", "watch"}, ("", "pods"): {"get", "list", "watch"},
+        ("", "resourcequotas"): {"get", "list", "watch"}, ("", "limitranges"): {"get", "list", "watch"},
+        ("", "pods/log"): {"get"}, ("", "namespaces"): {"get", "create"},
+        ("execplanner.io", "executionplans"): {"get", "list", "watch", "create", "patch", "delete"},
+        ("execplanner.io", "taskruns"): {"get", "list", "watch", "create", "patch", "delete"},
+    }
+    binding = one(docs, "ClusterRoleBinding", name)
+    assert binding["roleRef"]["name"] == name
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": name, "namespace": NAMESPACE}]
+
+
+def test_no_role_reaches_secrets_or_wildcards(helm: str, tmp_path: Path):
+    for values in (None, NON_DEFAULT):
+        docs = render(helm, tmp_path, values)
+        roles = find(docs, "ClusterRole") + find(docs, "Role")
+        assert len(roles) >= 2
+        for role in roles:
+            for rule in role.get("rules", []):
+                assert "secrets" not in rule.get("resources", []), role["metadata"]["name"]
+                assert "*" not in rule.get("resources", []) + rule.get("verbs", []) + rule.get("apiGroups", [])
+
+
+# -- CRDs and PriorityClasses from the repository's files ---------------------------------------
+
+def test_crds_and_priority_classes_are_the_repositorys(helm: str, tmp_path: Path):
+    docs = render(helm, tmp_path, None, "--include-crds")
+    crds = {d["metadata"]["name"]: d for d in find(docs, "CustomResourceDefinition")}
+    source = {d["metadata"]["name"]: d for p in sorted((ROOT / "crds").glob("*.yaml")) for d in yaml.safe_load_all(p.read_text()) if d}
+    assert crds == source and len(crds) == 2
+    pcs = {d["metadata"]["name"]: d for d in find(docs, "PriorityClass")}
+    deployed = {d["metadata"]["name"]: d for d in yaml.safe_load_all((ROOT / "deploy" / "priorityclasses.yaml").read_text()) if d}
+    assert set(pcs) == set(deployed) == {"execplanner-hold", "execplanner-task"}
+    for name, pc in pcs.items():
+        for key in ("value", "preemptionPolicy", "globalDefault", "description"):
+            assert pc.get(key) == deployed[name].get(key), (name, key)
+    # Other names (for a second release, or a cluster that has them already), or none at all.
+    renamed = render(helm, tmp_path, {"priorityClasses": {"hold": "h2", "task": "t2"}})
+    assert {d["metadata"]["name"]: d["value"] for d in find(renamed, "PriorityClass")} == \
+        {"h2": deployed["execplanner-hold"]["value"], "t2": deployed["execplanner-task"]["value"]}
+    assert not find(render(helm, tmp_path, NON_DEFAULT), "PriorityClass")
+
+
+def test_package_carries_the_linked_files(helm: str, tmp_path: Path):
+    """crds/ and files/ are symlinks into the repository: `helm package` must follow them."""
+    run(helm, "package", str(CHART), "--destination", str(tmp_path))
+    with tarfile.open(tmp_path / "execplanner-0.1.0.tgz") as tar:
+        packed = {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
+    for path in sorted((ROOT / "crds").glob("*.yaml")):
+        assert packed[f"execplanner/crds/{path.name}"] == path.read_bytes()
+    for name in ("operator-rbac.yaml", "priorityclasses.yaml"):
+        assert packed[f"execplanner/files/{name}"] == (ROOT / "deploy" / name).read_bytes()
+    assert "execplanner/values.schema.json" in packed and "execplanner/templates/NOTES.txt" in packed
+
+
+# -- the values schema -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("values, where", [
+    ({"operator": {"revokePolicy": "Sometimes"}}, "/operator/revokePolicy"),
+    ({"operator": {"replicas": 2}}, "/operator"),                      # not a value: always 1
+    ({"planner": {"port": "http"}}, "/planner/port"),
+    ({"planner": {"replicas": -1}}, "/planner/replicas"),
+    ({"planner": {"identity": {"tokenFile": "/x"}}}, "/planner/identity"),
+    ({"horizonDays": 0}, "/horizonDays"),
+    ({"image": {"pullPolicy": "Sometimes"}}, "/image/pullPolicy"),
+    ({"bogus": True}, "bogus"),
+])
+def test_schema_refuses_bad_values(helm: str, tmp_path: Path, values: dict, where: str):
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(values))
+    proc = run(helm, "template", RELEASE, str(CHART), "--values", str(tmp_path / "bad.yaml"), check=False)
+    assert proc.returncode != 0 and "schema" in proc.stderr and where in proc.stderr, proc.stderr
+
+
+def test_schema_describes_every_value():
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    defaults = yaml.safe_load((CHART / "values.yaml").read_text())
+
+    def walk(node: dict, value, path: str):
+        assert node.get("description"), f"{path or '/'} has no description"
+        if node.get("type") == "object" and "properties" in node:
+            assert node.get("additionalProperties") is False, f"{path} is not strict"
+            for key, sub in value.items():
+                assert key in node["properties"], f"{path}/{key} is in values.yaml but not in the schema"
+                walk(node["properties"][key], sub, f"{path}/{key}")
+
+    walk(schema, defaults, "")
+
