@@ -10,7 +10,7 @@ VENV_STAMP := $(VENV)/.installed-$(shell cat pyproject.toml setup.py | sha1sum |
 
 .PHONY: help venv build cluster cluster-down cluster-purge kubeconfig demo test test-unit \
         test-integration bench-engine bench-operator bench-planner operator planner token
-.PHONY: chart-lint
+.PHONY: image chart-lint
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -56,6 +56,11 @@ operator: venv cluster ## run the operator in the foreground, with its own Servi
 
 bench-operator: venv cluster ## operator benchmark: 1,000 plans against 200 kwok nodes, one JSON line
 	$(PY) bench/operator_bench.py
+
+IMAGE ?= execplanner:dev
+image: ## build the container image (needs a Docker engine; this project's machine has none)
+	@docker info >/dev/null 2>&1 || { echo "make image: no Docker engine answers here (docker info failed), so the image cannot be built on this machine; run 'make image' where Docker runs, or: docker build --build-arg HELM_VERSION=<cluster/versions.env> -t $(IMAGE) ." >&2; exit 1; }
+	. cluster/versions.env && docker build --build-arg HELM_VERSION=$$HELM_VERSION -t $(IMAGE) .
 
 chart-lint: venv ## helm lint --strict the chart, and its unit tests (helm template with several values)
 	@bash -c '. cluster/env.sh && test -x "$$helm_bin/helm"' || cluster/build.sh

@@ -1,4 +1,4 @@
-"""The helm chart (helm/execplanner), without a cluster.
+"""The helm chart (helm/execplanner) and the image's recipe (Dockerfile), without a cluster.
 
 `helm lint --strict` and `helm template` with default and non-default values; the rendered
 objects are checked (one operator replica, strategy Recreate, non-root pods, probes, RBAC
@@ -347,3 +347,20 @@ def test_schema_describes_every_value():
 
     walk(schema, defaults, "")
 
+
+# -- the image's recipe ------------------------------------------------------------------------
+
+def test_dockerfile_pins_its_bases_and_helm_and_runs_as_non_root():
+    text = (ROOT / "Dockerfile").read_text()
+    versions = dict(line.split("=", 1) for line in (ROOT / "cluster" / "versions.env").read_text().splitlines()
+                    if line and not line.startswith("#"))
+    assert re.search(rf"^ARG HELM_VERSION={re.escape(versions['HELM_VERSION'])}$", text, re.M)
+    for arg in ("PYTHON_IMAGE", "GO_IMAGE"):
+        image = re.search(rf"^ARG {arg}=(\S+)$", text, re.M).group(1)
+        assert re.search(r":\d+\.\d+\.\d+-slim-bookworm$|:\d+\.\d+\.\d+-bookworm$|@sha256:[0-9a-f]{64}$", image), image
+    assert re.findall(r"^USER (\S+)$", text, re.M)[-1] == "10001:10001"
+    assert "COPY --from=helm /out/helm /usr/local/bin/helm" in text
+    # The build context holds what `pip wheel .` needs (setup.py's package folders).
+    ignore = (ROOT / ".dockerignore").read_text().split()
+    for needed in ("pyproject.toml", "setup.py", "README.md", "src/", "operator/", "planner/"):
+        assert f"!{needed}" in ignore
