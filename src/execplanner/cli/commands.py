@@ -1,0 +1,627 @@
+"""The commands: each takes the parsed arguments and a :class:`Context`, returns an exit code."""
+from __future__ import annotations
+
+import re
+import sys
+import time
+import urllib.parse
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Callable, TextIO
+
+import yaml
+
+from execplanner.cli import calendar as calendar_view
+from execplanner.cli.client import CliError, Client
+from execplanner.cli.render import Progress, dump, table, terminal_width
+from execplanner.cli.units import (iso_duration, parse_bytes, parse_duration, parse_interval, parse_time,
+                                   short_duration, show_number, show_range, show_time, utc_now)
+
+UWS_NS = "http://www.ivoa.net/xml/UWS/v1.0"
+XLINK_NS = "http://www.w3.org/1999/xlink"
+DOCKER_EXECUTABLE = "https://www.purl.org/ivoa.net/EB/schema/types/executables/docker-container-1.0.yaml"
+SIMPLE_COMPUTE = "https://www.purl.org/ivoa.net/EB/schema/types/resources/compute/simple-compute-1.0.yaml"
+STATE_UPDATE = "uri:enum-value-update"
+UWS_ACTIVE = ("PENDING", "QUEUED", "EXECUTING", "HELD")
+UWS_WAIT = 5  # seconds a blocking GET ?WAIT= may hold
+POLL_INTERVAL = 0.5  # seconds between looks at an offer set still PENDING
+UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
+
+
+class UsageError(CliError):
+    def __init__(self, message: str):
+        super().__init__(message, 2)
+
+
+@dataclass
+class Context:
+    client: Client
+    output: str
+    stdout: TextIO
+    stderr: TextIO
+    sleep: Callable[[float], None] = time.sleep
+
+    def print(self, text: str = "") -> None:
+        self.stdout.write(text + "\n")
+
+    def dump(self, data: Any) -> None:
+        self.print(dump(data, self.output))
+
+    @property
+    def width(self) -> int:
+        """Columns to draw in: the terminal's, else $COLUMNS, else 100."""
+        return terminal_width(self.stdout)
+
+    @property
+    def table_width(self) -> int | None:
+        """Tables are clipped to fit a terminal only; in a pipe or a file they stay whole."""
+        try:
+            return terminal_width(self.stdout) if self.stdout.isatty() else None
+        except (AttributeError, ValueError):
+            return None
+
+    def progress(self) -> Progress:
+        return Progress(self.stderr)
+
+
+def q(segment: str) -> str:
+    """One path segment, quoted."""
+    return urllib.parse.quote(str(segment), safe="")
+
+
+# -- argument helpers ---------------------------------------------------------------------
+def split_range(text: str, what: str) -> tuple[str, str | None]:
+    """``1-4`` → ('1', '4'); ``2`` → ('2', None)."""
+    parts = [p.strip() for p in str(text).split("-")]
+    if len(parts) == 1 and parts[0]:
+        return parts[0], None
+    if len(parts) == 2 and all(parts):
+        return parts[0], parts[1]
+    raise UsageError(f"{what}: expected VALUE or MIN-MAX, got {text!r}")
+
+
+def number(text: str, what: str) -> int | float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise UsageError(f"{what}: not a number: {text!r}") from None
+    if value < 0:
+        raise UsageError(f"{what}: must not be negative: {text!r}")
+    return int(value) if value == int(value) else value
+
+
+def gib(text: str, what: str) -> int | float:
+    """GiB as the ExecutionBroker counts memory: ``8``, ``8G``, ``8Gi``, ``8GiB``, ``512Mi``."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(|[GgMmTt]i?B?)", text.strip())
+    if not match:
+        raise UsageError(f"{what}: not an amount of memory in GiB: {text!r} (try 8, 8Gi or 512Mi)")
+    factor = {"g": 1, "m": 1 / 1024, "t": 1024, "": 1}[match.group(2)[:1].lower()]
+    value = float(match.group(1)) * factor
+    return int(value) if value == int(value) else round(value, 3)
+
+
+def checked(text: str, what: str, parse: Callable[[str], Any], hint: str) -> str:
+    try:
+        parse(text)
+    except ValueError:
+        raise UsageError(f"{what}: {text!r} is not {hint}") from None
+    return text
+
+
+def read_body(path: str | None, stdin: TextIO | None = None) -> dict:
+    """A request body from a YAML or JSON file (``-`` = stdin)."""
+    if not path:
+        return {}
+    try:
+        text = (stdin or sys.stdin).read() if path == "-" else Path(path).read_text()
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        body = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise UsageError(f"{path} is neither YAML nor JSON: {' '.join(str(exc).split())}") from None
+    if not isinstance(body, dict):
+        raise UsageError(f"{path}: expected a mapping at the top, got {type(body).__name__}")
+    return body
+
+
+def interval(text: str, now: datetime) -> str:
+    """``START/END`` or ``START/DURATION``; START may be ``now`` or ``+30m``; durations short or ISO."""
+    if "/" not in text:
+        raise UsageError(f"--start: expected START/END or START/DURATION (e.g. now/2h or "
+                         f"2026-11-24T15:00:00Z/PT2H), got {text!r}")
+    left, right = (s.strip() for s in text.split("/", 1))
+    if left.lower() == "now":
+        start = now
+    elif left.startswith("+"):
+        try:
+            start = now + timedelta(seconds=parse_duration(left[1:]))
+        except ValueError:
+            raise UsageError(f"--start: {left!r} is not +DURATION") from None
+    else:
+        start = parse_time(left)
+        if start is None:
+            raise UsageError(f"--start: {left!r} is not an RFC 3339 time")
+    start_text = start.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    end = parse_time(right)
+    if end is not None:
+        if end <= start:
+            raise UsageError(f"--start: {text!r} ends before it starts")
+        return f"{start_text}/{end.astimezone(timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')}"
+    try:
+        return f"{start_text}/{iso_duration(parse_duration(right))}"
+    except ValueError:
+        raise UsageError(f"--start: {right!r} is neither an end time nor a duration") from None
+
+
+def environment(pairs: list[str]) -> dict[str, str]:
+    env = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise UsageError(f"--env: expected NAME=VALUE, got {pair!r}")
+        env[name] = value
+    return env
+
+
+# -- ask ------------------------------------------------------------------------------------
+def cmd_ask(args, ctx: Context) -> int:
+    body = read_body(args.file)
+    if args.image and args.chart:
+        raise UsageError("give --image or --chart, not both")
+    if args.image:
+        body["tasktype"] = "uri://docker-container"
+        body["taskinfo"] = {"image": args.image}
+    elif args.chart:
+        info = {"chart": args.chart}
+        if args.repository:
+            info["repository"] = args.repository
+        if args.chart_version:
+            info["version"] = args.chart_version
+        body["tasktype"] = "uri://kubernetes-helm"
+        body["taskinfo"] = info
+    elif not body.get("tasktype"):
+        raise UsageError("say what to run: --image IMAGE, --chart CHART or --file REQUEST.yaml")
+    resources = dict(body.get("resources") or {})
+    if args.cores:
+        lo, hi = split_range(args.cores, "--cores")
+        resources["mincores"], resources["maxcores"] = number(lo, "--cores"), number(hi or lo, "--cores")
+    if args.memory:
+        lo, hi = split_range(args.memory, "--memory")
+        check = lambda v: checked(v, "--memory", parse_bytes, "an amount of memory (e.g. 8G, 512Mi)")  # noqa: E731
+        resources["minmemory"], resources["maxmemory"] = check(lo), check(hi or lo)
+    if args.duration:
+        lo, hi = split_range(args.duration, "--duration")
+        check = lambda v: checked(v, "--duration", parse_duration, "a duration (e.g. 10m, 1h, PT2H)")  # noqa: E731
+        resources["minduration"], resources["maxduration"] = check(lo), check(hi or lo)
+    if args.startup:
+        lo, hi = split_range(args.startup, "--startup")
+        check = lambda v: checked(v, "--startup", parse_duration, "a duration (e.g. 0s, 1h)")  # noqa: E731
+        resources["minstartup"], resources["maxstartup"] = (check(lo), check(hi)) if hi else ("0s", check(lo))
+    if resources:
+        body["resources"] = resources
+
+    answer = ctx.client.post_json("/accepts", body)
+    if ctx.output != "table":
+        ctx.dump(answer)
+        return 0
+    if not isinstance(answer, dict):
+        raise CliError("unexpected answer from POST /accepts: not a JSON object")
+    word = str(answer.get("responseword") or answer.get("reponseword") or "?").upper()
+    service = answer.get("servicetype")
+    endpoint = (answer.get("serviceinfo") or {}).get("endpoint")
+    if word == "YES":
+        where = f": {service}" + (f" at {endpoint}" if endpoint else "") if service else ""
+        ctx.print(f"YES, the planner can run this{where}")
+        start = parse_time(answer.get("start"))
+        if start:
+            ahead = (start - utc_now()).total_seconds()
+            ctx.print(f"earliest start: {show_time(start)} UTC" + (f" (in {short_duration(ahead)})" if ahead > 0 else " (now)"))
+    else:
+        ctx.print(f"{word}, the planner cannot run this")
+    offered = answer.get("resources") or {}
+    rows = []
+    for key in ("cores", "memory", "duration", "startup"):
+        asked = show_range(resources.get(f"min{key}"), resources.get(f"max{key}"))
+        given = show_range(offered.get(f"min{key}"), offered.get(f"max{key}"))
+        if asked != "-" or given != "-":
+            rows.append([key, asked, given])
+    if rows and word == "YES":
+        ctx.print()
+        ctx.print(table(["RESOURCE", "ASKED", "OFFERED"], rows))
+    reasons = ((answer.get("reponseinfo") or answer.get("responseinfo") or {}).get("reasons")) or []
+    if reasons:
+        ctx.print()
+        ctx.print("reasons:" if word != "YES" else "notes:")
+        for reason in reasons:
+            if isinstance(reason, dict):
+                code = reason.get("httpcode")
+                ctx.print(f"  - {reason.get('text') or '?'}" + (f" ({code})" if code else ""))
+            else:
+                ctx.print(f"  - {reason}")
+    return 0
+
+
+# -- sessions -----------------------------------------------------------------------------
+def _compute(session: dict) -> list[dict]:
+    compute = ((session.get("resources") or {}).get("compute")) or []
+    return [c for c in compute if isinstance(c, dict)]
+
+
+def _offered(entry: dict, key: str) -> tuple[Any, Any]:
+    part = entry.get(key) or {}
+    got = part.get("offered") or part.get("requested") or {}
+    return got.get("min"), got.get("max")
+
+
+def _gib_text(value: Any) -> str:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return f"{show_number(value)}Gi"
+    return str(value)
+
+
+def session_cells(session: dict) -> dict[str, str]:
+    compute = _compute(session)
+    cores = ",".join(show_range(*_offered(c, "cores"), fmt=lambda v: show_number(v) if isinstance(v, (int, float)) else str(v))
+                     for c in compute) or "-"
+    memory = ",".join(show_range(*_offered(c, "memory"), fmt=_gib_text) for c in compute) or "-"
+    executing = ((session.get("schedule") or {}).get("executing")) or {}
+    start, end = parse_interval(executing.get("start"))
+    duration = executing.get("duration")
+    if end is None and start is not None and duration:
+        try:
+            end = start + timedelta(seconds=parse_duration(duration))
+        except ValueError:
+            pass
+    length = short_duration((end - start).total_seconds()) if start and end else "-"
+    expires = parse_time(session.get("expires"))
+    state = str(session.get("state") or "?")
+    if expires and state in ("OFFERED", "PROPOSED"):
+        left = (expires - utc_now()).total_seconds()
+        expiry = f"in {short_duration(left)}" if left > 0 else "expired"
+    else:
+        expiry = "-"
+    return {"uuid": str(session.get("uuid") or "?"), "name": str(session.get("name") or "-"), "state": state,
+            "cores": cores, "memory": memory, "start": show_time(start), "end": show_time(end),
+            "duration": length, "expires": expiry, "created": show_time(session.get("created"))}
+
+
+SESSION_HEADERS = ["SESSION", "STATE", "CORES", "MEMORY", "START (UTC)", "END (UTC)", "DURATION", "EXPIRES"]
+
+
+def session_row(session: dict) -> list[str]:
+    c = session_cells(session)
+    return [c["uuid"], c["state"], c["cores"], c["memory"], c["start"], c["end"], c["duration"], c["expires"]]
+
+
+def show_session(ctx: Context, session: Any, headline: str) -> None:
+    if ctx.output != "table":
+        ctx.dump(session)
+        return
+    if not isinstance(session, dict):
+        raise CliError("unexpected answer from the planner: a session should be a JSON object")
+    ctx.print(headline)
+    ctx.print(table(SESSION_HEADERS, [session_row(session)]))
+    for message in session.get("messages") or []:
+        ctx.print(f"  {message}")
+
+
+def update_session(ctx: Context, uuid: str, value: str) -> dict:
+    body = {"update": {"type": STATE_UPDATE, "path": "state", "value": value}}
+    return ctx.client.post_json(f"/sessions/{q(uuid)}", body)
+
+
+def cmd_offers(args, ctx: Context) -> int:
+    body = read_body(args.file)
+    executable = dict(body.get("executable") or {})
+    if args.image:
+        executable = {"type": DOCKER_EXECUTABLE, **executable, "image": args.image}
+    if not executable.get("image") and not args.file:
+        raise UsageError("say what to run: --image IMAGE (or --file REQUEST.yaml)")
+    executable.setdefault("type", DOCKER_EXECUTABLE)
+    if args.command:
+        executable["entrypoint"] = list(args.command)
+    if args.env:
+        executable["environment"] = {**(executable.get("environment") or {}), **environment(args.env)}
+    body["executable"] = executable
+    if args.name:
+        body["name"] = args.name
+    body.setdefault("name", str(executable.get("image") or "execplanner-cli"))
+    if args.cores or args.memory:
+        resources = dict(body.get("resources") or {})
+        compute = [dict(c) for c in resources.get("compute") or []] or [{"type": SIMPLE_COMPUTE}]
+        entry = compute[0]
+        entry.setdefault("type", SIMPLE_COMPUTE)
+        if args.cores:
+            lo, hi = split_range(args.cores, "--cores")
+            entry["cores"] = {"requested": {"min": number(lo, "--cores"), "max": number(hi or lo, "--cores")}}
+        if args.memory:
+            lo, hi = split_range(args.memory, "--memory")
+            entry["memory"] = {"requested": {"min": gib(lo, "--memory"), "max": gib(hi or lo, "--memory")}}
+        resources["compute"] = compute
+        body["resources"] = resources
+    if args.duration or args.start:
+        schedule = dict(body.get("schedule") or {})
+        requested = dict(schedule.get("requested") or {})
+        if args.duration:
+            try:
+                requested["duration"] = iso_duration(parse_duration(args.duration))
+            except ValueError as exc:
+                raise UsageError(f"--duration: {exc}") from None
+        if args.start:
+            now = utc_now()
+            requested["start"] = [interval(s, now) for s in args.start]
+        schedule["requested"] = requested
+        body["schedule"] = schedule
+    if args.count is not None:
+        body["offers"] = args.count
+
+    response = ctx.client.request("POST", "/offersets", json_body=body)
+    offerset = response.json()
+    where = response.url
+    deadline = time.monotonic() + args.wait
+    if isinstance(offerset, dict) and offerset.get("result") == "PENDING":
+        with ctx.progress() as progress:
+            while isinstance(offerset, dict) and offerset.get("result") == "PENDING":
+                if time.monotonic() >= deadline:
+                    raise CliError(f"the planner has not answered offer set {offerset.get('uuid') or where} "
+                                   f"within {args.wait:g}s (it is still PENDING; raise --wait)")
+                progress.update(f"waiting for the planner's offers (offer set {offerset.get('uuid', '?')}: PENDING)")
+                ctx.sleep(POLL_INTERVAL)
+                offerset = ctx.client.get_json(where)
+    if ctx.output != "table":
+        ctx.dump(offerset)
+        return 0
+    if not isinstance(offerset, dict):
+        raise CliError("unexpected answer from the planner: an offer set should be a JSON object")
+    offers = [o for o in offerset.get("offers") or [] if isinstance(o, dict)]
+    result = str(offerset.get("result") or "?")
+    expires = parse_time(offerset.get("expires"))
+    head = f"offer set {offerset.get('uuid', '?')} \"{offerset.get('name', '')}\": {result}, " \
+           f"{len(offers)} offer{'s' if len(offers) != 1 else ''}"
+    if expires and offers:
+        head += f", valid until {show_time(expires)} UTC"
+    ctx.print(head)
+    if offers:
+        rows = [[str(i)] + session_row(o) for i, o in enumerate(offers, 1)]
+        ctx.print(table(["#"] + SESSION_HEADERS, rows, right=[0]))
+    messages = [str(m) for m in offerset.get("messages") or []]
+    if messages:
+        ctx.print("messages:" if offers else "why:")
+        for m in messages:
+            ctx.print(f"  {m}")
+    if any(o.get("state") == "OFFERED" for o in offers):
+        ctx.print(f"accept one with: execplanner accept {offers[0].get('uuid', '<session>')}")
+    return 0
+
+
+def cmd_accept(args, ctx: Context) -> int:
+    session = update_session(ctx, args.session, "ACCEPTED")
+    state = session.get("state", "?") if isinstance(session, dict) else "?"
+    show_session(ctx, session, f"session {args.session}: {state}")
+    return 0
+
+
+def cmd_reject(args, ctx: Context) -> int:
+    session = update_session(ctx, args.session, "REJECTED")
+    state = session.get("state", "?") if isinstance(session, dict) else "?"
+    show_session(ctx, session, f"session {args.session}: {state}")
+    return 0
+
+
+# -- UWS ----------------------------------------------------------------------------------
+def _uws(tag: str) -> str:
+    return f"{{{UWS_NS}}}{tag}"
+
+
+def _child_text(el: ET.Element, tag: str) -> str | None:
+    child = el.find(_uws(tag))
+    if child is None or child.get(f"{{http://www.w3.org/2001/XMLSchema-instance}}nil") == "true":
+        return None
+    return (child.text or "").strip() or None
+
+
+def parse_job_list(root: ET.Element) -> list[dict]:
+    if root.tag != _uws("jobs"):
+        raise CliError(f"unexpected answer from GET /uws/jobs: <{root.tag}> is not a UWS job list")
+    jobs = []
+    for ref in root.findall(_uws("jobref")):
+        jobs.append({"id": ref.get("id"), "href": ref.get(f"{{{XLINK_NS}}}href"),
+                     "phase": _child_text(ref, "phase"), "runId": _child_text(ref, "runId"),
+                     "ownerId": _child_text(ref, "ownerId"), "creationTime": _child_text(ref, "creationTime")})
+    return jobs
+
+
+def parse_job(root: ET.Element) -> dict:
+    if root.tag != _uws("job"):
+        raise CliError(f"unexpected answer from the UWS service: <{root.tag}> is not a UWS job")
+    job: dict[str, Any] = {}
+    for tag in ("jobId", "runId", "ownerId", "phase", "quote", "creationTime", "startTime", "endTime",
+                "executionDuration", "destruction"):
+        job[tag] = _child_text(root, tag)
+    params = root.find(_uws("parameters"))
+    job["parameters"] = {} if params is None else {
+        p.get("id"): (p.text or "").strip() for p in params.findall(_uws("parameter"))}
+    results = root.find(_uws("results"))
+    job["results"] = [] if results is None else [
+        {"id": r.get("id"), "href": r.get(f"{{{XLINK_NS}}}href")} for r in results.findall(_uws("result"))]
+    summary = root.find(_uws("errorSummary"))
+    job["errorSummary"] = None if summary is None else {
+        "type": summary.get("type"), "hasDetail": summary.get("hasDetail"),
+        "message": _child_text(summary, "message")}
+    return job
+
+
+def job_url(job_id: str) -> str:
+    return f"/uws/jobs/{q(job_id)}"
+
+
+# -- runs, logs, cancel -------------------------------------------------------------------
+def list_sessions(ctx: Context) -> list[dict]:
+    doc = ctx.client.get_json("/sessions")
+    sessions = doc.get("sessions") if isinstance(doc, dict) else doc
+    if not isinstance(sessions, list):
+        raise CliError("unexpected answer from GET /sessions: no list of sessions")
+    return [s for s in sessions if isinstance(s, dict)]
+
+
+def cmd_runs(args, ctx: Context) -> int:
+    sessions = list_sessions(ctx)
+    jobs = parse_job_list(ctx.client.get_xml("/uws/jobs"))
+    if ctx.output != "table":
+        ctx.dump({"sessions": sessions, "jobs": jobs})
+        return 0
+    rows = []
+    for s in sessions:
+        c = session_cells(s)
+        rows.append((parse_time(s.get("created")), ["session", c["uuid"], c["name"], c["state"], c["created"],
+                                                     c["start"], c["end"]]))
+    for j in jobs:
+        rows.append((parse_time(j.get("creationTime")), ["uws-job", j.get("id") or "?", j.get("runId") or "-",
+                                                         j.get("phase") or "?", show_time(j.get("creationTime")),
+                                                         "-", "-"]))
+    if not rows:
+        ctx.print("no sessions and no UWS jobs")
+        return 0
+    oldest = datetime.min.replace(tzinfo=timezone.utc)
+    rows.sort(key=lambda r: r[0] or oldest)
+    ctx.print(table(["KIND", "ID", "NAME", "STATE", "CREATED (UTC)", "START (UTC)", "END (UTC)"],
+                    [r for _, r in rows], width=ctx.table_width, shrink=[2]))
+    return 0
+
+
+def _kinds(args) -> list[str]:
+    """Which kind of thing the id names, in the order to try: a session or a UWS job."""
+    if args.session:
+        return ["session"]
+    if args.job:
+        return ["job"]
+    return ["session", "job"] if UUID_RE.match(args.id) else ["job", "session"]
+
+
+def _either(args, attempts: dict[str, Callable[[], Any]]) -> tuple[str, Any]:
+    """Run the attempt for each kind in turn until one is not a 404."""
+    kinds = _kinds(args)
+    misses = []
+    for kind in kinds:
+        try:
+            return kind, attempts[kind]()
+        except CliError as exc:
+            if len(kinds) == 1 or not exc.message.startswith("404 "):
+                raise
+            misses.append(exc.message)
+    raise CliError(f"no session and no UWS job {args.id!r} ({'; '.join(misses)})")
+
+
+def cmd_logs(args, ctx: Context) -> int:
+    kind, text = _either(args, {
+        "session": lambda: ctx.client.get_text(f"/sessions/{q(args.id)}/log"),
+        "job": lambda: ctx.client.get_text(f"{job_url(args.id)}/results/log"),
+    })
+    ctx.stdout.write(text if not text or text.endswith("\n") else text + "\n")
+    return 0
+
+
+def cmd_cancel(args, ctx: Context) -> int:
+    def session() -> dict:
+        return update_session(ctx, args.id, "CANCELLED")
+
+    def job() -> dict:
+        return parse_job(ctx.client.request("POST", f"{job_url(args.id)}/phase", form={"PHASE": "ABORT"},
+                                             accept="application/xml, text/xml").xml())
+
+    kind, doc = _either(args, {"session": session, "job": job})
+    if kind == "session":
+        state = doc.get("state", "?") if isinstance(doc, dict) else "?"
+        show_session(ctx, doc, f"session {args.id}: {state}")
+    elif ctx.output != "table":
+        ctx.dump(doc)
+    else:
+        ctx.print(f"UWS job {doc.get('jobId') or args.id}: {doc.get('phase') or '?'}")
+    return 0
+
+
+# -- calendar -----------------------------------------------------------------------------
+def cmd_calendar(args, ctx: Context) -> int:
+    doc = ctx.client.get_json("/calendar", params={"hours": show_number(args.hours)})
+    if ctx.output != "table":
+        ctx.dump(doc)
+        return 0
+    if not isinstance(doc, dict):
+        raise CliError("unexpected answer from GET /calendar: not a JSON object")
+    width = args.width or ctx.width
+    encoding = (getattr(ctx.stdout, "encoding", None) or "").lower()
+    unicode = not args.ascii and "utf" in encoding
+    try:
+        ctx.print(calendar_view.render(doc, width, unicode=unicode, table_width=ctx.table_width))
+    except ValueError as exc:
+        raise CliError(f"unexpected answer from GET /calendar: {exc}") from None
+    return 0
+
+
+# -- run ----------------------------------------------------------------------------------
+def cmd_run(args, ctx: Context) -> int:
+    form: list[tuple[str, str]] = [("image", args.image)]
+    form += [("cmd", c) for c in args.command]
+    if args.cores is not None:
+        form.append(("cores", show_number(args.cores)))
+    if args.memory:
+        form.append(("memory", checked(args.memory, "--memory", parse_bytes, "an amount of memory (e.g. 1Gi)")))
+    if args.duration:
+        try:
+            form.append(("duration", str(int(parse_duration(args.duration)))))
+        except ValueError as exc:
+            raise UsageError(f"--duration: {exc}") from None
+    form.append(("PHASE", "RUN"))
+    response = ctx.client.request("POST", "/uws/jobs", form=form, accept="application/xml, text/xml")
+    job = parse_job(response.xml())
+    job_id = job.get("jobId") or urllib.parse.unquote(response.url.rstrip("/").rsplit("/", 1)[-1])
+    if args.no_wait:
+        if ctx.output != "table":
+            ctx.dump(job)
+        else:
+            ctx.print(job_id)
+        return 0
+    deadline = None if args.wait is None else time.monotonic() + args.wait
+    with ctx.progress() as progress:
+        while (job.get("phase") or "") in UWS_ACTIVE:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise CliError(f"UWS job {job_id} is still {job.get('phase')} after {args.wait:g}s "
+                               f"(it goes on: execplanner logs {job_id}, execplanner cancel {job_id})")
+            text = f"UWS job {job_id}: {job.get('phase')}"
+            start = parse_time(job.get("startTime"))
+            if start and start > utc_now():
+                text += f", starts {show_time(start)} UTC"
+            elif job.get("quote"):
+                text += f", done by about {show_time(job.get('quote'))} UTC"
+            progress.update(text)
+            began = time.monotonic()
+            if job.get("phase") == "HELD":  # WAIT does not block while HELD: look again shortly
+                ctx.sleep(2)
+                job = parse_job(ctx.client.get_xml(job_url(job_id)))
+            else:
+                job = parse_job(ctx.client.get_xml(job_url(job_id), params={"WAIT": UWS_WAIT},
+                                                   timeout=ctx.client.timeout + UWS_WAIT))
+                if time.monotonic() - began < POLL_INTERVAL and job.get("phase") in UWS_ACTIVE:
+                    ctx.sleep(POLL_INTERVAL)  # a server that does not block: do not hammer it
+    log = None
+    try:
+        log = ctx.client.get_text(f"{job_url(job_id)}/results/log")
+    except CliError as exc:
+        if not exc.message.startswith("404 "):
+            raise
+    phase = job.get("phase") or "?"
+    if ctx.output != "table":
+        ctx.dump({"job": job, "log": log})
+    else:
+        ctx.print(f"UWS job {job_id}: {phase}")
+        if log:
+            ctx.stdout.write(log if log.endswith("\n") else log + "\n")
+        elif log is None:
+            ctx.print("(no log)")
+    if phase != "COMPLETED":
+        why = ((job.get("errorSummary") or {}).get("message")) or "no reason given"
+        raise CliError(f"UWS job {job_id} ended {phase}: {why}")
+    return 0
