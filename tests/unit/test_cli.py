@@ -498,10 +498,10 @@ def test_cancel_a_session_and_abort_a_job(planner):
 def test_run_creates_a_job_waits_and_prints_its_log(planner):
     url, fake = planner
     code, out, err = against(url, "run", "--image", "busybox", "--cores", "2", "--memory", "1Gi", "--duration", "10m",
-                             "--", "echo", "hello")
+                             "--run-id", "greet", "--", "echo", "hello")
     assert code == 0, err
     post = next(r for r in fake.requests if r["method"] == "POST")
-    assert post["body"] == b"image=busybox&cmd=echo&cmd=hello&cores=2&memory=1Gi&duration=600&PHASE=RUN"
+    assert post["body"] == b"image=busybox&cmd=echo&cmd=hello&cores=2&memory=1Gi&duration=600&runId=greet&PHASE=RUN"
     waits = [r for r in fake.requests if r["query"].get("WAIT")]
     assert len(waits) == 3
     assert out == "UWS job job-1: COMPLETED\nhello from the job\n"
@@ -605,11 +605,16 @@ def test_server_error_in_text_xml_or_json_without_error(planner):
     async def bare(request):
         return web.json_response({"status": 503}, status=503)
 
+    async def field(request):
+        return web.json_response({"error": "must be a number", "status": 400, "field": "hours"}, status=400)
+
     fake.overrides = {"/sessions": text, "/uws/jobs/job-old/phase": xml, "/calendar": bare}
     assert against(url, "runs")[2] == "execplanner: error: 500 from GET /sessions: boom second line\n"
     assert against(url, "cancel", "--job", "job-old")[2] == (
         "execplanner: error: 400 from POST /uws/jobs/job-old/phase: PHASE: expected RUN or ABORT\n")
     assert against(url, "calendar")[2] == "execplanner: error: 503 from GET /calendar: Service Unavailable\n"
+    fake.overrides = {"/calendar": field}
+    assert against(url, "calendar")[2] == "execplanner: error: 400 from GET /calendar: hours: must be a number\n"
 
 
 def test_timeout(planner):

@@ -124,3 +124,12 @@ def test_my_bookings_table_and_no_nodes():
 def test_unreadable_times_raise_value_error():
     with pytest.raises(ValueError):
         calendar.draw({"from": "soon", "to": at(1), "nodes": []}, 80)
+
+
+def test_a_node_that_is_not_ready_is_marked():
+    down = node("n2", [])
+    down["ready"] = False
+    text = calendar.draw(doc([node("n1", []), down]), 60)
+    assert any(line.startswith("n2* ") for line in text.splitlines())
+    assert "name* not Ready" in text
+    assert "not Ready" not in calendar.draw(doc([node("n1", [])]), 60)

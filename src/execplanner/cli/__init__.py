@@ -142,6 +142,7 @@ def build_parser() -> Parser:
     p.add_argument("--cores", type=positive, help="cores")
     p.add_argument("--memory", help="memory, e.g. 1Gi")
     p.add_argument("--duration", help="the longest it may run, e.g. 10m (sent as seconds)")
+    p.add_argument("--run-id", metavar="LABEL", help="the job's runId, a label of yours")
     p.add_argument("--wait", type=positive, metavar="SECONDS", help="give up waiting after this long (default: no limit)")
     p.add_argument("--no-wait", action="store_true", help="print the job's id and return at once")
     p.set_defaults(func=commands.cmd_run)

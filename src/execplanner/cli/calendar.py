@@ -136,7 +136,8 @@ def draw(doc: dict, width: int, *, unicode: bool = True) -> str:
         raise ValueError(f"the calendar's from/to are unreadable: {doc.get('from')!r} / {doc.get('to')!r}")
     nodes = doc.get("nodes") or []
     levels = LEVELS_UNICODE if unicode else LEVELS_ASCII
-    names = [str(n.get("name") or "?") for n in nodes]
+    # A node that is not Ready gets a * after its name (and a word in the legend).
+    names = [str(n.get("name") or "?") + ("*" if n.get("ready") is False else "") for n in nodes]
     label_w = min(max([len(n) for n in names] + [4]), max(8, width // 4))
     room = max(MIN_CELLS, width - label_w - 1)
     span = (t1 - t0).total_seconds()
@@ -179,6 +180,8 @@ def draw(doc: dict, width: int, *, unicode: bool = True) -> str:
     legend = [f"{levels[0]} free", f"{levels[1]} {le}25%", f"{levels[2]} {le}50%", f"{levels[3]} {le}75%",
               f"{levels[4]} >75% full", f"{MINE[0]}/{MINE[1]} mine (node {le}/>50% full)", f"{OVER} over-committed",
               f"{now_mark} now", "full: the most used of cores, memory, GPUs", "other pods count from now on"]
+    if any(n.get("ready") is False for n in nodes):
+        legend.append("name* not Ready")
     lines.append("")
     lines += [clip(line, max(width, 20)) for line in _wrap(["legend:"] + legend, max(width, 20), "        ")]
     return "\n".join(lines)

@@ -85,6 +85,9 @@ def error_text(status: int, content_type: str, body: bytes) -> str:
         if isinstance(doc, dict):
             for key in ("error", "message", "detail", "reason"):
                 if isinstance(doc.get(key), str) and doc[key]:
+                    field = doc.get("field")
+                    if isinstance(field, str) and field and field not in doc[key]:
+                        return f"{field}: {doc[key]}"
                     return doc[key]
             return ""
     if content_type.endswith("xml") or text.startswith("<"):

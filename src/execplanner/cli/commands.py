@@ -358,19 +358,20 @@ def cmd_offers(args, ctx: Context) -> int:
     if args.count is not None:
         body["offers"] = args.count
 
-    response = ctx.client.request("POST", "/offersets", json_body=body)
-    offerset = response.json()
-    where = response.url
     deadline = time.monotonic() + args.wait
-    if isinstance(offerset, dict) and offerset.get("result") == "PENDING":
-        with ctx.progress() as progress:
-            while isinstance(offerset, dict) and offerset.get("result") == "PENDING":
-                if time.monotonic() >= deadline:
-                    raise CliError(f"the planner has not answered offer set {offerset.get('uuid') or where} "
-                                   f"within {args.wait:g}s (it is still PENDING; raise --wait)")
-                progress.update(f"waiting for the planner's offers (offer set {offerset.get('uuid', '?')}: PENDING)")
-                ctx.sleep(POLL_INTERVAL)
-                offerset = ctx.client.get_json(where)
+    with ctx.progress() as progress:
+        # The planner holds the POST a few seconds for the operator's answer; then, if it
+        # has none yet, the offer set says PENDING and we look again until it does.
+        progress.update("asking the planner for offers")
+        response = ctx.client.request("POST", "/offersets", json_body=body)
+        offerset, where = response.json(), response.url
+        while isinstance(offerset, dict) and offerset.get("result") == "PENDING":
+            if time.monotonic() >= deadline:
+                raise CliError(f"the planner has not answered offer set {offerset.get('uuid') or where} "
+                               f"within {args.wait:g}s (it is still PENDING; raise --wait)")
+            progress.update("waiting for the planner's offers (PENDING)")
+            ctx.sleep(POLL_INTERVAL)
+            offerset = ctx.client.get_json(where)
     if ctx.output != "table":
         ctx.dump(offerset)
         return 0
@@ -574,8 +575,12 @@ def cmd_run(args, ctx: Context) -> int:
             form.append(("duration", str(int(parse_duration(args.duration)))))
         except ValueError as exc:
             raise UsageError(f"--duration: {exc}") from None
+    if args.run_id:
+        form.append(("runId", args.run_id))
     form.append(("PHASE", "RUN"))
-    response = ctx.client.request("POST", "/uws/jobs", form=form, accept="application/xml, text/xml")
+    with ctx.progress() as progress:
+        progress.update("creating the UWS job")
+        response = ctx.client.request("POST", "/uws/jobs", form=form, accept="application/xml, text/xml")
     job = parse_job(response.xml())
     job_id = job.get("jobId") or urllib.parse.unquote(response.url.rstrip("/").rsplit("/", 1)[-1])
     if args.no_wait:
