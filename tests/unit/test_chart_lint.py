@@ -3,7 +3,7 @@
 `helm lint --strict` and `helm template` with default and non-default values; the rendered
 objects are checked (one operator replica, strategy Recreate, non-root pods, probes, RBAC
 without Secrets), every EXECPLANNER_* variable the chart sets is a field of the settings
-classes (operator/settings.py, planner/settings.py), every field is
+classes (operator/settings.py, planner/settings.py, planner/allowlist.py), every field is
 set, and the rendered values load through those classes; values.schema.json refuses bad
 values. The helm binary is the pinned one of the local control plane (`make build`).
 """
@@ -22,6 +22,7 @@ from pydantic_settings import BaseSettings
 
 from execplanner import localrun
 from execplanner.operator.settings import Settings
+from execplanner.planner.allowlist import AllowlistSettings
 from execplanner.planner.settings import PlannerSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,6 +33,9 @@ NON_DEFAULT = {
     "image": {"repository": "registry.example.org/execplanner", "tag": "1.2.3", "pullPolicy": "Always"},
     "priorityClasses": {"create": False, "hold": "site-hold", "task": "site-task"},
     "horizonDays": 14,
+    "allowedRegistries": ["docker.io/library", "ghcr.io/my-org"],
+    "allowedChartRepositories": ["https://charts.example.org", "oci://ghcr.io/my-org/charts"],
+    "allowLocalCharts": True,
     "operator": {"holdLeadSeconds": 45, "offerExpirySeconds": 600, "revokePolicy": "Fail",
                  "placeholderImage": "registry.example.org/pause:3.10", "healthPort": 9090,
                  "taskTolerations": [{"key": "batch", "operator": "Exists", "effect": "NoSchedule"}],
@@ -177,8 +181,8 @@ def test_pods_run_as_non_root_without_privileges(helm: str, tmp_path: Path):
 # -- settings --------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("component, classes", [
-    ("operator", (Settings,)),
-    ("planner", (PlannerSettings,)),
+    ("operator", (Settings, AllowlistSettings)),
+    ("planner", (PlannerSettings, AllowlistSettings)),
 ])
 def test_env_names_are_the_settings_fields(helm: str, tmp_path: Path, component: str, classes):
     """Each EXECPLANNER_* variable the chart sets is a settings field (or read by name in
@@ -201,6 +205,11 @@ def test_rendered_values_load_through_the_settings_classes(helm: str, tmp_path: 
     assert (op.placeholder_image, op.hold_priority_class, op.task_priority_class) == \
         ("registry.example.org/pause:3.10", "site-hold", "site-task")
     assert op.task_tolerations == NON_DEFAULT["operator"]["taskTolerations"]
+    for env in (op_env, pl_env):
+        allow = load(AllowlistSettings, env, monkeypatch)
+        assert allow.allowed_registries == NON_DEFAULT["allowedRegistries"]
+        assert allow.allowed_chart_repositories == NON_DEFAULT["allowedChartRepositories"]
+        assert allow.allow_local_charts is True
     pl = load(PlannerSettings, pl_env, monkeypatch)
     assert (pl.host, pl.port, pl.public_url) == ("0.0.0.0", 9000, "https://planner.example.org")
     assert (pl.jwt_issuer, pl.jwt_audience, pl.jwks_url, pl.jwt_user_claim, pl.anonymous_accepts) == \
@@ -323,6 +332,7 @@ def test_package_carries_the_linked_files(helm: str, tmp_path: Path):
     ({"planner": {"port": "http"}}, "/planner/port"),
     ({"planner": {"replicas": -1}}, "/planner/replicas"),
     ({"planner": {"identity": {"tokenFile": "/x"}}}, "/planner/identity"),
+    ({"allowedRegistries": "docker.io"}, "/allowedRegistries"),
     ({"horizonDays": 0}, "/horizonDays"),
     ({"image": {"pullPolicy": "Sometimes"}}, "/image/pullPolicy"),
     ({"bogus": True}, "bogus"),

@@ -42,6 +42,12 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 
 {{/* Environment shared by both processes. */}}
 {{- define "execplanner.commonEnv" -}}
+- name: EXECPLANNER_ALLOWED_REGISTRIES
+  value: {{ .Values.allowedRegistries | toJson | quote }}
+- name: EXECPLANNER_ALLOWED_CHART_REPOSITORIES
+  value: {{ .Values.allowedChartRepositories | toJson | quote }}
+- name: EXECPLANNER_ALLOW_LOCAL_CHARTS
+  value: {{ .Values.allowLocalCharts | quote }}
 - name: PYTHONUNBUFFERED
   value: "1"
 - name: PYTHONDONTWRITEBYTECODE
