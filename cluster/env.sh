@@ -21,14 +21,20 @@ pki=$state/pki
 logs=$state/logs
 run=$state/run
 kubeconfig=$state/admin.kubeconfig
+kwok_state=$state/kwok                    # kwok's generated config and the default pod log
 
 ETCD_PORT=${EXECPLANNER_ETCD_PORT:-23790}
 ETCD_PEER_PORT=$((ETCD_PORT + 10))
 APISERVER_PORT=${EXECPLANNER_APISERVER_PORT:-16443}
 CM_PORT=$((APISERVER_PORT + 14))          # kube-controller-manager health/metrics
 SCHED_PORT=$((APISERVER_PORT + 16))       # kube-scheduler health/metrics
-KWOK_PORT=$((APISERVER_PORT + 20))        # kwok health/metrics
+KWOK_PORT=$((APISERVER_PORT + 20))        # kwok: kubelet API (pod logs, exec), health, metrics
 SERVICE_CIDR=10.96.0.0/16
+# What every fake node reports: its simulated InternalIP (also the hostIP of its pods) and,
+# as its Hostname address with kwok's port as kubelet port, where the API server finds
+# the node's kubelet API (kwok's server). The API server prefers the Hostname address.
+KWOK_NODE_IP=10.0.0.1
+KWOK_NODE_HOST=localhost
 
 # Fake nodes (kwok): count and size of the CPU nodes, and how many GPU nodes.
 NODES=${EXECPLANNER_NODES:-4}
@@ -48,6 +54,19 @@ alive() {
   pid=$(cat "$pidf")
   [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
   tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "$(cat "$run/$1.cmd" 2>/dev/null)"
+}
+
+# stop NAME: stops the process recorded for NAME (TERM, then KILL after 10 s); forgets it.
+stop() {
+  local pid
+  if alive "$1"; then
+    pid=$(cat "$run/$1.pid")
+    log "stopping $1 ($pid)"
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 40); do alive "$1" || break; sleep 0.25; done
+    alive "$1" && kill -KILL "$pid" 2>/dev/null || true
+  fi
+  rm -f "$run/$1.pid" "$run/$1.hash"
 }
 
 kc() { "$k8s_bin/kubectl" --kubeconfig "$kubeconfig" "$@"; }

@@ -30,10 +30,16 @@ JSON
   for i in $(seq 0 $((GPU_NODES - 1))); do printf '%s' "$sep"; node "kwok-gpu-$i" "$NODE_CPU" "$NODE_MEMORY" "$NODE_PODS" "$GPU_PER_NODE"; sep=","; done
   echo ']}'
 } | kc apply -f - >/dev/null
+# Also where the node's kubelet API is (kwok's server), as kwok's node stages report it
+# (kwok.yaml): for nodes that were Ready before kwok was given --node-name/--node-port.
+endpoint="\"addresses\":[{\"type\":\"InternalIP\",\"address\":\"$KWOK_NODE_IP\"},{\"type\":\"Hostname\",\"address\":\"$KWOK_NODE_HOST\"}]"
+endpoint+=",\"daemonEndpoints\":{\"kubeletEndpoint\":{\"Port\":$KWOK_PORT}}"
 while read -r name res; do
   kc patch node "$name" --subresource=status --type=merge \
-    -p "{\"status\":{\"capacity\":$res,\"allocatable\":$res}}" >/dev/null
+    -p "{\"status\":{\"capacity\":$res,\"allocatable\":$res,$endpoint}}" >/dev/null
 done <"$run/node-status"
-kc wait --for=condition=Ready node -l type=kwok --timeout=90s >/dev/null \
+# Waits for these nodes by name: tests add and delete other kwok nodes meanwhile.
+# shellcheck disable=SC2046 # one word per node
+kc wait --for=condition=Ready $(cut -d' ' -f1 "$run/node-status" | sed 's|^|node/|') --timeout=90s >/dev/null \
   || die "the kwok nodes did not become Ready; see $logs/kwok.log"
 log "$((NODES + GPU_NODES)) kwok nodes Ready"

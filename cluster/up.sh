@@ -2,12 +2,13 @@
 # Starts the local control plane, or reuses the one already running: etcd,
 # kube-apiserver, kube-controller-manager, kube-scheduler and kwok as background
 # processes on loopback, with TLS and RBAC on; then makes sure the fake nodes exist
-# and are Ready. Idempotent: a component whose process still runs is left alone.
+# and are Ready. Idempotent: a component whose process still runs is left alone, except
+# kwok, which is restarted (alone) when its command line or configuration has changed.
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
 
 "$here/build.sh"
-mkdir -p "$pki" "$logs" "$run" "$etcd_data"
+mkdir -p "$pki" "$logs" "$run" "$etcd_data" "$kwok_state"
 
 # --- certificates and kubeconfigs (once) -------------------------------------
 sign() { # sign NAME SUBJECT EXTENSIONS: a key and a certificate signed by the local CA
@@ -107,14 +108,63 @@ start kube-scheduler "$k8s_bin/kube-scheduler" \
   --authorization-kubeconfig "$state/scheduler.kubeconfig" \
   --bind-address 127.0.0.1 --secure-port "$SCHED_PORT" --leader-elect=false \
   --kube-api-qps 200 --kube-api-burst 400 --profiling=false
-start kwok "$kwok_bin/kwok" --kubeconfig "$kubeconfig" --config "$here/kwok.yaml" \
-  --manage-all-nodes=false --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake \
-  --cidr 10.0.0.1/16 --node-ip 10.0.0.1 --server-address "127.0.0.1:$KWOK_PORT"
+
+# --- kwok ---------------------------------------------------------------------
+# The default log of every container on a kwok node (CRI log format; see kwok.yaml), and
+# the ClusterLogs that points kwok at it: written only when their text changes.
+write_if_changed() { # write_if_changed FILE: stdin to FILE unless FILE already says the same
+  local tmp; tmp=$(mktemp "$1.XXXX"); cat >"$tmp"
+  if cmp -s "$tmp" "$1"; then rm -f "$tmp"; else chmod 644 "$tmp"; mv -f "$tmp" "$1"; fi
+}
+fake_log=$kwok_state/fake-container.log
+fake_lines=("kwok: fake node, no real process ran"
+  "kwok: this pod is on a fake node of execplanner's local cluster (kwok simulates its status and starts no container); this is the default log, see cluster/kwok.yaml")
+if [ "$(cut -d' ' -f4- "$fake_log" 2>/dev/null)" != "$(printf '%s\n' "${fake_lines[@]}")" ]; then
+  ts=$(date -u +%Y-%m-%dT%H:%M:%S.000000000Z)
+  for line in "${fake_lines[@]}"; do printf '%s stdout F %s\n' "$ts" "$line"; done | write_if_changed "$fake_log"
+fi
+write_if_changed "$kwok_state/logs.yaml" <<EOF
+# Written by cluster/up.sh: every container on a kwok node logs $fake_log,
+# unless a kwok.x-k8s.io Logs object of its pod's name and namespace says otherwise.
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: ClusterLogs
+metadata:
+  name: execplanner-fake-container-log
+spec:
+  logs:
+  - logsFile: $fake_log
+EOF
+kwok_crds=$here/kwok-crds
+kwok_args=(--kubeconfig "$kubeconfig" --config "$here/kwok.yaml" --config "$kwok_state/logs.yaml"
+  --manage-all-nodes=false --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake
+  --cidr 10.0.0.1/16 --node-ip "$KWOK_NODE_IP" --node-name "$KWOK_NODE_HOST" --node-port "$KWOK_PORT"
+  --server-address "127.0.0.1:$KWOK_PORT" --enable-crds Logs)
+# What kwok was started with: restart it (and only it) when this changes.
+kwok_hash=$({ printf '%s\n' "$kwok_bin/kwok" "${kwok_args[@]}"; cat "$here/kwok.yaml" "$kwok_state/logs.yaml" "$kwok_crds"/*.yaml; } \
+  | sha256sum | cut -d' ' -f1)
+if alive kwok && [ "$(cat "$run/kwok.hash" 2>/dev/null)" != "$kwok_hash" ]; then
+  log "kwok's command line or configuration changed: restarting kwok"
+  stop kwok
+fi
+if ! alive kwok; then
+  # kwok watches Logs objects (--enable-crds Logs): their CRD must exist before it starts.
+  kc apply --server-side --force-conflicts -f "$kwok_crds" >/dev/null
+  kc wait --for=condition=Established --timeout=30s crd/logs.kwok.x-k8s.io >/dev/null
+  # A kwok takes over a node only once the node's lease has expired (40 s after the last
+  # renewal): release the leases a previous kwok (a new identity every start) still holds,
+  # so that pods on existing fake nodes move on at once and not 40 s later.
+  fake_nodes=$(kc get nodes -o go-template='{{range .items}}{{$n := .metadata.name}}{{with .metadata.annotations}}{{if eq (or (index . "kwok.x-k8s.io/node") "") "fake"}}{{$n}} {{end}}{{end}}{{end}}')
+  # shellcheck disable=SC2086 # one word per node
+  [ -z "$fake_nodes" ] || kc -n kube-node-lease delete lease $fake_nodes --ignore-not-found --wait=false >/dev/null
+  start kwok "$kwok_bin/kwok" "${kwok_args[@]}"
+  echo "$kwok_hash" >"$run/kwok.hash"
+fi
 
 # The controller-manager and scheduler report healthy on their own secure ports.
 wait_for kube-controller-manager 60 curl -skf "https://127.0.0.1:$CM_PORT/healthz"
 wait_for kube-scheduler 60 curl -skf "https://127.0.0.1:$SCHED_PORT/healthz"
 wait_for "the default service account" 60 kc -n default get serviceaccount default
+wait_for kwok 30 curl -sf "http://127.0.0.1:$KWOK_PORT/healthz"
 
 # --- fake nodes ----------------------------------------------------------------
 "$here/nodes.sh"

@@ -171,3 +171,54 @@ def test_crds_apply_with_kubectl(kubeconfig):
             "crd/executionplans.execplanner.io", "crd/taskruns.execplanner.io")
     names = kubectl("api-resources", "--api-group=execplanner.io", "-o", "name").stdout.split()
     assert set(names) == {"executionplans.execplanner.io", "taskruns.execplanner.io"}
+
+
+FAKE_LOG_LINE = "kwok: fake node, no real process ran"
+
+
+def running_pod(core, namespace, p: client.V1Pod) -> client.V1Pod:
+    core.create_namespaced_pod(namespace, p)
+    wait_until(lambda: phase(core, namespace, p.metadata.name) == "Running", what=f"pod {p.metadata.name} Running")
+    return core.read_namespaced_pod(p.metadata.name, namespace)
+
+
+def test_pod_log_through_the_api_server_says_the_node_is_fake(core, namespace):
+    """kwok serves the kubelet API; the API server reaches it through the node's address and
+    daemon endpoint. Without a Logs object, every container logs cluster/up.sh's default file."""
+    p = running_pod(core, namespace, pod("logged", cpu="100m"))
+    assert p.spec.node_name.startswith("kwok-")
+    text = core.read_namespaced_pod_log("logged", namespace, container="main")
+    lines = text.splitlines()
+    assert lines[0] == FAKE_LOG_LINE, text
+    assert len(lines) == 2 and "cluster/kwok.yaml" in lines[1], text
+    # The same through kubectl (GET .../pods/logged/log), with the timestamps of the file.
+    out = kubectl("-n", namespace, "logs", "logged", "--timestamps").stdout
+    assert out.splitlines()[0].endswith(" " + FAKE_LOG_LINE), out
+
+
+def test_pod_log_chosen_by_a_kwok_logs_object(api, core, namespace, tmp_path):
+    """A kwok.x-k8s.io/v1alpha1 Logs object named like the pod, in its namespace, points its
+    containers at files (CRI log format) that the test writes: per container, or by default."""
+    main_log, other_log = tmp_path / "main.log", tmp_path / "other.log"
+    main_log.write_text("2025-01-01T00:00:00.000000000Z stdout F task started\n"
+                        "2025-01-01T00:00:01.000000000Z stderr F task done: 42\n")
+    other_log.write_text("2025-01-01T00:00:00.000000000Z stdout F sidecar here\n")
+    p = pod("chosen", cpu="100m")
+    p.spec.containers.append(client.V1Container(name="sidecar", image=PAUSE))
+    client.CustomObjectsApi(api).create_namespaced_custom_object(
+        "kwok.x-k8s.io", "v1alpha1", namespace, "logs",
+        {"apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "Logs", "metadata": {"name": "chosen"},
+         "spec": {"logs": [{"containers": ["main"], "logsFile": str(main_log)},
+                           {"logsFile": str(other_log)}]}})
+    running_pod(core, namespace, p)
+
+    def log_of(container):
+        try:
+            return core.read_namespaced_pod_log("chosen", namespace, container=container)
+        except client.ApiException:
+            return None
+
+    # kwok learns of the Logs object through a watch: allow it a moment.
+    wait_until(lambda: log_of("main") == "task started\ntask done: 42\n", what="main's log from the Logs object")
+    assert log_of("sidecar") == "sidecar here\n"
+    assert core.read_namespaced_pod_log("chosen", namespace, container="main", tail_lines=1) == "task done: 42\n"
