@@ -248,12 +248,18 @@ def _single(request: Request, size: Resources, start: int, duration: int, node: 
                  (Assignment(request.name, node.name, size),), size)
 
 
-def _pick(first: Offer, alternatives: list[Offer], count: int) -> list[Offer]:
+def _pick(first: Offer, alternatives: list[Offer], count: int, windows: Windows | None = None) -> list[Offer]:
+    """The first offer, then alternatives no chosen offer dominates. With several start windows,
+    an offer only competes with those in its own window: a client that names three slots
+    may prefer the later one, however good the first."""
+    def window(o: Offer) -> int:
+        return next((i for i, (lo, hi) in enumerate(windows or ()) if lo <= o.start <= hi), -1)
+
     chosen = [first]
     for offer in sorted(alternatives, key=lambda o: (o.start, -o.cpu, -o.memory, -o.gpu, -o.duration)):
         if len(chosen) >= count:
             break
-        if not any(c.dominates(offer) for c in chosen):
+        if not any(c.dominates(offer) and window(c) == window(offer) for c in chosen):
             chosen.append(offer)
     return chosen[:count]
 
@@ -280,8 +286,14 @@ def _flexible_offers(cal: Calendar, request: Request, windows: Windows, count: i
         return OfferResult([first], [])
     first = sized(t1, low, high, dmin, dmax)
     assert first is not None, "the earliest start must be placeable"
-    if count <= 1 or (high == low and dmax == dmin):
+    if count <= 1:
         return OfferResult([first], [])
+    # The best start in each further window the client named (one time slot per offer).
+    per_window = [sized(earliest(cal, low, flt, dmin, [w], namespace), low, high, dmin, dmax)
+                  for w in windows if not w[0] <= t1 <= w[1]]
+    per_window = [o for o in per_window if o is not None]
+    if high == low and dmax == dmin:
+        return OfferResult(_pick(first, per_window, count, windows), [])
     later = clip(windows, t1)
     t_big = earliest(cal, high, flt, dmin, later, namespace)
     t_long = earliest(cal, low, flt, dmax, later, namespace)
@@ -293,7 +305,7 @@ def _flexible_offers(cal: Calendar, request: Request, windows: Windows, count: i
         sized(t_long, low, high, dmax, dmax),
         sized(t_both, high, high, dmax, dmax),
     ) if o is not None]
-    return OfferResult(_pick(first, alternatives, count), [])
+    return OfferResult(_pick(first, alternatives + per_window, count, windows), [])
 
 
 def no_offer_reasons(cal: Calendar, need: Resources, flt: PodFilter, duration: int, windows: Windows,

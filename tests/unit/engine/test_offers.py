@@ -50,6 +50,18 @@ def test_alternatives_trade_start_for_size_and_are_not_dominated():
         assert later.start >= earlier.start and not earlier.dominates(later)
 
 
+def test_one_offer_per_named_window_even_when_the_first_is_better():
+    cal = cluster(16)
+    cal.book("b", "ns", [("n0", vec(10))], 5 * H, 6 * H)
+    windows = ((0, 60), (4 * H, 5 * H + 30), (10 * H, 10 * H + 60))
+    offers = cal.offers(req(8, hours=1, windows=windows), now=0, count=3).offers
+    # The same size in three slots: later ones are dominated by the first, yet each window the
+    # client named gets its own earliest start (the middle one only once b has ended).
+    assert [(o.start, o.cpu) for o in offers] == [(0, 8000), (4 * H, 8000), (10 * H, 8000)]
+    assert cal.offers(req(8, hours=1, windows=windows), now=0, count=2).offers[1].start == 4 * H
+    assert len(cal.offers(req(8, hours=1, windows=windows), now=0, count=1).offers) == 1
+
+
 def test_minimal_returns_exactly_the_minimum():
     cal = cluster(16)
     offers = cal.offers(req(4, 16, hours=1, hours_max=8, minimal=True), now=0).offers
