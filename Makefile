@@ -67,5 +67,12 @@ chart-lint: venv ## helm lint --strict the chart, and its unit tests (helm templ
 	@bash -c 'set -o pipefail; . cluster/env.sh && "$$helm_bin/helm" lint --strict helm/execplanner 2>&1 | grep -v "found symbolic link in path"'
 	$(PY) -m pytest tests/unit/test_chart_lint.py
 
-bench-planner planner token:
-	@echo "make $@: not built yet (issue #5 brings the planner HTTP service)" >&2; exit 2
+planner: venv cluster ## run the planner HTTP service in the foreground on http://127.0.0.1:$${PLANNER_PORT:-8080}
+	$(PY) -m execplanner.localrun planner
+
+token: venv ## print a bearer token the local planner accepts: make token USER=alice
+	@test -n "$(USER)" || { echo "make token: say whose, e.g. make token USER=alice" >&2; exit 2; }
+	@$(PY) -m execplanner.devidentity token "$(USER)"
+
+bench-planner: venv cluster ## planner benchmark: 1,000 nodes, 10,000 booked plans; JSON lines
+	$(PY) bench/planner_bench.py

@@ -226,7 +226,7 @@ async def _offered(plan: Plan, spec: PlanSpec) -> float | None:
     try:
         await plan.transition("Booked", "Accepted", f"offer {made['offer']} accepted: {made['cores']} cores, "
                               f"{made['memory']} from {made['start']} to {made['end']} on {_nodes(made)}",
-                              booking_=made, offers=[], condition=("Booked", "True"))
+                              booking_=made, condition=("Booked", "True"))  # the offers stay: sessions show them
     except Exception:
         booking.release(st.calendar, plan.uid)
         booking.restore(st.calendar, plan.uid, plan.namespace, plan.status)  # the holds again

@@ -36,4 +36,7 @@ class PlannerSettings(BaseSettings):
                                                                       "not given.")
     max_wait_seconds: int = Field(300, ge=1, description="Longest blocking UWS WAIT a request may hold.")
     max_body_bytes: int = Field(256 * 1024, ge=1024, description="Largest request body accepted.")
+    pod_annotations: dict[str, str] = Field(default_factory=dict, description="Annotations added to the pods of "
+                                            "every task submitted over HTTP (JSON), e.g. kwok's run time on a "
+                                            "test cluster or a site's accounting tags.")
     horizon_days: int = Field(7, ge=1, description="How far ahead answers look (as the operator).")

@@ -19,6 +19,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 OPERATOR_SA = ("execplanner-system", "execplanner-operator")
+PLANNER_SA = ("execplanner-system", "execplanner-planner")
 
 
 @dataclass(frozen=True)
@@ -78,15 +79,19 @@ def free_port() -> int:
 
 @dataclass
 class Operator:
-    """The operator as a child process in its own session, with its own credentials and log.
+    """The operator (or, as Planner, the planner service) as a child process in its own
+    session, with its own credentials and log.
 
-    Each start takes a free port for kopf's liveness probe (unless EXECPLANNER_HEALTH_PORT
-    is given) and waits until it answers; RuntimeError, with the log's tail, if it does not."""
+    Each start takes a free port for its health endpoint (unless the environment names one)
+    and waits until it answers; RuntimeError, with the log's tail, if it does not."""
     kubeconfig: Path
     log_path: Path
     env: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen | None = None
     health_port: int | None = None
+    module = "execplanner.operator"
+    port_env = "EXECPLANNER_HEALTH_PORT"
+    health_path = "/healthz"
 
     @property
     def pid(self) -> int | None:
@@ -99,30 +104,30 @@ class Operator:
         if not self.alive():
             return False
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.health_port}/healthz", timeout=2) as r:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.health_port}{self.health_path}", timeout=2) as r:
                 return r.status == 200
         except (OSError, ValueError):
             return False
 
     def start(self, timeout: float = 60) -> Operator:
         if self.alive():
-            raise RuntimeError(f"the operator already runs (pid {self.pid})")
-        self.health_port = int(self.env.get("EXECPLANNER_HEALTH_PORT") or free_port())
+            raise RuntimeError(f"{self.module} already runs (pid {self.pid})")
+        self.health_port = int(self.env.get(self.port_env) or free_port())
         env = {**os.environ, **self.env, "KUBECONFIG": str(self.kubeconfig),
-               "EXECPLANNER_HEALTH_PORT": str(self.health_port), "PYTHONUNBUFFERED": "1"}
-        self.note(f"starting the operator (health port {self.health_port})")
+               self.port_env: str(self.health_port), "PYTHONUNBUFFERED": "1"}
+        self.note(f"starting {self.module} (port {self.health_port})")
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "execplanner.operator"], env=env,
+            self.proc = subprocess.Popen([sys.executable, "-m", self.module], env=env,
                                          stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                          cwd=self.log_path.parent, start_new_session=True)
         deadline = time.monotonic() + timeout
         while not self.healthy():
             if self.proc.poll() is not None:
-                raise RuntimeError(f"the operator exited with {self.proc.returncode} before it was healthy "
+                raise RuntimeError(f"{self.module} exited with {self.proc.returncode} before it was healthy "
                                    f"(log {self.log_path}):\n{self.tail(80)}")
             if time.monotonic() > deadline:
                 self.kill()
-                raise RuntimeError(f"the operator was not healthy within {timeout:.0f}s "
+                raise RuntimeError(f"{self.module} was not healthy within {timeout:.0f}s "
                                    f"(log {self.log_path}):\n{self.tail(80)}")
             time.sleep(0.2)
         return self
@@ -172,20 +177,96 @@ class Operator:
                 f.seek(since)
                 text = f.read().decode(errors="replace")
         except FileNotFoundError:
-            return "(no operator log)"
+            return f"(no log at {self.log_path})"
         out = text.splitlines()[-lines:]
-        return f"--- operator log ({self.log_path}), last {len(out)} lines ---\n" + "\n".join(out)
+        return f"--- {self.module} log ({self.log_path}), last {len(out)} lines ---\n" + "\n".join(out)
 
 
 def operator(directory: Path, **env: str) -> Operator:
     """Install what the operator needs and return it, ready to start with its own identity."""
     install()
     kubeconfig = service_account_kubeconfig(directory, *OPERATOR_SA)
+    env = {"EXECPLANNER_HELM": cluster().helm, **env}  # the cluster's own helm, for chart tasks
     return Operator(kubeconfig, directory / "operator.log", {k: str(v) for k, v in env.items()})
+
+
+class Planner(Operator):
+    """The planner service as a child process; healthy once /readyz says its watches listed."""
+    module = "execplanner.planner"
+    port_env = "EXECPLANNER_PLANNER_PORT"
+    health_path = "/readyz"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.health_port}"
+
+
+def planner(directory: Path, **env: str) -> Planner:
+    """Install what the planner needs and return it, ready to start with its own identity."""
+    install()
+    kubeconfig = service_account_kubeconfig(directory, *PLANNER_SA)
+    return Planner(kubeconfig, directory / "planner.log", {k: str(v) for k, v in env.items()})
+
+
+class JwksServer:
+    """The development issuer's JWKS on loopback (a thread), as an OIDC issuer would serve it."""
+
+    def __init__(self, document: dict, port: int = 0) -> None:
+        import http.server
+        import json
+        import threading
+        body = json.dumps(document).encode()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+                found = self.path.split("?")[0] == "/jwks.json"
+                self.send_response(200 if found else 404)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                if found:
+                    self.wfile.write(body)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}/jwks.json"
+        threading.Thread(target=self.server.serve_forever, daemon=True, name="jwks").start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def planner_main() -> None:
+    """`make planner`: the planner in the foreground on PLANNER_PORT (8080), with its own
+    credentials, accepting the development issuer's tokens (`make token USER=name`)."""
+    import tempfile
+
+    from execplanner import devidentity
+    jwks = JwksServer(devidentity.jwks(devidentity.private_key()), port=devidentity.JWKS_PORT)
+    port = os.environ.get("PLANNER_PORT", "8080")
+    env = {**devidentity.planner_env(jwks.port), "EXECPLANNER_PLANNER_PORT": port}
+    pl = planner(Path(tempfile.mkdtemp(prefix="execplanner-planner-")), **env)
+    print(f"planner: http://127.0.0.1:{port} as {PLANNER_SA[0]}/{PLANNER_SA[1]}; tokens: make token USER=<name>; "
+          "Ctrl-C stops it", file=sys.stderr)
+    proc = subprocess.Popen([sys.executable, "-m", "execplanner.planner"],
+                            env={**os.environ, **pl.env, "KUBECONFIG": str(pl.kubeconfig)})
+    try:
+        sys.exit(proc.wait())
+    except KeyboardInterrupt:
+        proc.terminate()
+        sys.exit(proc.wait())
+    finally:
+        jwks.close()
 
 
 def main() -> None:
     """`make operator`: the operator in the foreground, with its own credentials."""
+    if sys.argv[1:] == ["planner"]:
+        planner_main()
+        return
     import tempfile
     op = operator(Path(tempfile.mkdtemp(prefix="execplanner-operator-")))
     print(f"operator: running as {OPERATOR_SA[0]}/{OPERATOR_SA[1]} (KUBECONFIG={op.kubeconfig}); Ctrl-C stops it",

@@ -1,0 +1,97 @@
+"""The ExecutionPlanner note's capability query: "can you run this, and what can you offer?"
+
+Answered from the live cache with the engine; nothing is booked. Anonymous callers may ask
+(a setting); with a token, the caller's namespace quota is taken into account.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from aiohttp import web
+
+from .. import allowlist, tasks
+from ..engine import OfferResult, format_cpu, format_duration, format_instant, format_memory
+from .common import Problem, answer, base_url, caller, read_body, service
+
+routes = web.RouteTableDef()
+SERVICE_TYPES = {tasks.NOTE_CONTAINER: "uri://docker-uws", tasks.NOTE_HELM: "uri://kubernetes-helm"}
+
+
+def _endpoint(request: web.Request, tasktype: str) -> str:
+    return base_url(request) + ("/uws/jobs" if tasktype == tasks.NOTE_CONTAINER else "/offersets")
+
+
+@routes.get("/accepts")
+async def accepts_type(request: web.Request) -> web.Response:
+    """GET /accepts?tasktype=...: is this kind of task run here at all?"""
+    await _may_ask(request)
+    tasktype = request.query.get("tasktype")
+    if not tasktype:
+        raise Problem(400, "the tasktype query parameter is required", "tasktype")
+    known = tasktype in SERVICE_TYPES
+    body: dict[str, Any] = {"tasktype": tasktype, **_word(known)}
+    if known:
+        body.update(servicetype=SERVICE_TYPES[tasktype], serviceinfo={"endpoint": _endpoint(request, tasktype)})
+    else:
+        body.update(_reasons([f"task type {tasktype!r} is not run here (known: {', '.join(sorted(SERVICE_TYPES))})"]))
+    service(request).metrics.answers.labels("accepts", body["responseword"]).inc()
+    return answer(request, body)
+
+
+@routes.post("/accepts")
+async def accepts_task(request: web.Request) -> web.Response:
+    who = await _may_ask(request)
+    svc = service(request)
+    task = tasks.read_note_task(await read_body(request), svc.settings.uws_default_duration_seconds)
+    refused = _refused(task)
+    now = int(time.time())
+    namespace = who.namespace if who else None
+    if refused:
+        result = OfferResult([], [])
+        reasons = [refused]
+    else:
+        result = svc.cache.calendar.offers(tasks.note_request(task, now), now, count=1, namespace=namespace)
+        reasons = [r.message for r in result.reasons] or (["no offer fits"] if not result.offers else [])
+    body: dict[str, Any] = {**_word(bool(result.offers)), "tasktype": task.tasktype,
+                            "servicetype": SERVICE_TYPES[task.tasktype],
+                            "serviceinfo": {"endpoint": _endpoint(request, task.tasktype)}}
+    resources = {"mincores": format_cpu(task.cores.min), "maxcores": format_cpu(task.cores.max),
+                 "minmemory": format_memory(task.memory.min), "maxmemory": format_memory(task.memory.max),
+                 "minduration": format_duration(task.duration.min), "maxduration": format_duration(task.duration.max),
+                 "minstartup": format_duration(task.startup.min), "maxstartup": format_duration(task.startup.max)}
+    if result.offers:
+        offer = result.offers[0]
+        resources.update(maxcores=format_cpu(offer.cpu), maxmemory=format_memory(offer.memory),
+                         maxduration=format_duration(offer.duration),
+                         minstartup=format_duration(max(0, offer.start - now)))
+        body["start"] = format_instant(offer.start)
+        body["nodes"] = sorted({a.node for a in offer.assignments})
+    else:
+        body["start"] = None
+        body.update(_reasons(reasons))
+    body["resources"] = resources
+    svc.metrics.answers.labels("accepts", body["responseword"]).inc()
+    return answer(request, body)
+
+
+async def _may_ask(request: web.Request):
+    return await caller(request, required=not service(request).settings.anonymous_accepts)
+
+
+def _refused(task: tasks.NoteTask) -> str | None:
+    if task.tasktype == tasks.NOTE_CONTAINER:
+        return allowlist.image_allowed(str(task.taskinfo["image"]))
+    repository = task.taskinfo.get("repository")
+    return allowlist.chart_allowed(str(task.taskinfo["chart"]), str(repository) if repository else None)
+
+
+def _word(yes: bool) -> dict[str, str]:
+    # The note spells it "reponseword"; both are sent so that every client reads it.
+    word = "YES" if yes else "NO"
+    return {"responseword": word, "reponseword": word}
+
+
+def _reasons(texts: list[str]) -> dict[str, Any]:
+    info = {"reasons": [{"httpcode": 200, "text": t} for t in texts]}
+    return {"reponseinfo": info, "responseinfo": info}

@@ -1,0 +1,27 @@
+"""The planner's Prometheus metrics (prometheus-client), one registry per service so that
+several services in one process (the tests) do not collide."""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+class Metrics:
+    def __init__(self, cache_age: Callable[[], float], nodes: Callable[[], float],
+                 bookings: Callable[[], float]) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Histogram("execplanner_planner_request_seconds", "HTTP request latency.",
+                                  ["route", "method", "status"], registry=self.registry, buckets=BUCKETS)
+        self.answers = Counter("execplanner_planner_answers_total", "Answers given, by endpoint and result "
+                               "(YES, NO, created, accepted ...).", ["endpoint", "result"], registry=self.registry)
+        age = Gauge("execplanner_planner_cache_age_seconds", "Seconds since the stalest watch last heard from "
+                    "the API server.", registry=self.registry)
+        age.set_function(cache_age)
+        n = Gauge("execplanner_planner_nodes", "Nodes in the planner's calendar.", registry=self.registry)
+        n.set_function(nodes)
+        b = Gauge("execplanner_planner_bookings", "Bookings and held offers in the planner's calendar.",
+                  registry=self.registry)
+        b.set_function(bookings)

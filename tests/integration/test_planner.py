@@ -1,0 +1,395 @@
+"""The planner HTTP service end to end: its own process with its own ServiceAccount, the
+operator booking behind it, the local control plane underneath (nothing mocked).
+
+Each test's users get fresh names, hence fresh namespaces (t-xp-<user>), deleted at the end.
+"""
+from __future__ import annotations
+
+import io
+import secrets
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import requests
+import yaml
+
+from .conftest import kubectl, wait_until
+from .planner_fixture import (  # noqa: F401  (fixtures, found by name)
+    MAX_WAIT,
+    STATIC_TOKEN,
+    STATIC_USER,
+    jwks_key,
+    operator,
+    operator_kubeconfig,
+    planner,
+    tokens,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+EB_DOCKER = "https://www.purl.org/ivoa.net/EB/schema/types/executables/docker-container-1.0.yaml"
+UWS = "{http://www.ivoa.net/xml/UWS/v1.0}"
+
+
+@pytest.fixture
+def users(request):
+    """Fresh user names for this test; their namespaces are deleted afterwards."""
+    made: list[str] = []
+
+    def new(prefix: str) -> str:
+        name = f"{prefix}-{secrets.token_hex(3)}"
+        made.append(name)
+        return name
+    yield new
+    for user in made:
+        kubectl("delete", "namespace", f"t-xp-{user}", "--ignore-not-found", "--wait=false")
+
+
+def offerset_body(cores=(1, 2), memory=(1, 2), duration="PT20S", starts=None, count=3, **extra) -> dict:
+    body = {"name": "test", "executable": {"type": EB_DOCKER, "image": "busybox:1.36"},
+            "resources": {"compute": [{"cores": {"requested": {"min": cores[0], "max": cores[1]}},
+                                       "memory": {"requested": {"min": memory[0], "max": memory[1]}}}]},
+            "schedule": {"requested": {"duration": duration, **({"start": starts} if starts else {})}},
+            "offers": count}
+    body.update(extra)
+    return body
+
+
+def iso(t: datetime) -> str:
+    return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# -- /accepts -----------------------------------------------------------------------------------
+
+def test_accepts_answers_yes_and_no_from_live_state(planner):
+    url = planner.url
+    r = requests.get(f"{url}/accepts", params={"tasktype": "uri://docker-container"})
+    assert r.status_code == 200 and r.json()["responseword"] == "YES", r.text
+    assert r.json()["serviceinfo"]["endpoint"].endswith("/uws/jobs")
+    r = requests.get(f"{url}/accepts", params={"tasktype": "uri://jupyter-notebook"})
+    assert r.json()["reponseword"] == "NO" and r.json()["reponseinfo"]["reasons"], r.text
+
+    task = {"tasktype": "uri://docker-container", "taskinfo": {"image": "busybox:1.36"},
+            "resources": {"mincores": 2, "maxcores": 8, "minmemory": "2Gi", "maxmemory": "8Gi",
+                          "minduration": "10m", "maxduration": "1h", "maxstartup": "60s"}}
+    yes = requests.post(f"{url}/accepts", json=task).json()
+    assert yes["responseword"] == yes["reponseword"] == "YES", yes
+    assert yes["servicetype"] == "uri://docker-uws"
+    start = datetime.fromisoformat(yes["start"].replace("Z", "+00:00"))
+    assert start <= datetime.now(timezone.utc) + timedelta(seconds=62), yes
+    assert yes["resources"]["maxcores"] == "8" and yes["resources"]["maxmemory"] == "8Gi", yes
+
+    # YAML in (the note's own format), YAML out when asked for.
+    big = yaml.safe_dump({**task, "resources": {"mincores": 200, "minmemory": "8G", "minduration": "9h"}})
+    r = requests.post(f"{url}/accepts", data=big, headers={"Content-Type": "application/yaml",
+                                                            "Accept": "application/yaml"})
+    no = yaml.safe_load(r.text)
+    assert r.status_code == 200 and no["reponseword"] == "NO", r.text
+    reasons = " ".join(x["text"] for x in no["reponseinfo"]["reasons"])
+    assert "cpu" in reasons and "200" in reasons, reasons
+
+
+def test_accepts_takes_live_bookings_into_account(planner, tokens, users):
+    """Node-sized offers booked through the operator for a later window make the same question
+    NO for that window, and still YES for now: answers are per node and per instant."""
+    url, h = planner.url, tokens.header(users("alice"))
+    now = datetime.now(timezone.utc)
+    window = f"{iso(now + timedelta(seconds=90))}/PT10S"
+    ask = lambda low, high: {"tasktype": "uri://docker-container", "taskinfo": {"image": "busybox:1.36"},  # noqa: E731
+                             "resources": {"mincores": 15, "minmemory": "1Gi", "minduration": "60s",
+                                           "minstartup": low, "maxstartup": high}}
+    assert requests.post(f"{url}/accepts", json=ask("85s", "105s"), headers=h).json()["responseword"] == "YES"
+    accept = {"update": {"type": "uri:enum-value-update", "path": "state", "value": "ACCEPTED"}}
+    for _ in range(5):  # one per node: the cluster has 5 nodes of 16 cores
+        body = offerset_body(cores=(15, 15), memory=(1, 1), duration="PT60S", starts=[window], count=1)
+        r = requests.post(f"{url}/offersets", json=body, headers=h, allow_redirects=False)
+        assert r.status_code == 303, r.text
+        offers = requests.get(r.headers["Location"], headers=h).json()["offers"]
+        assert len(offers) == 1, offers
+        assert requests.post(offers[0]["href"], json=accept, headers=h).json()["state"] == "WAITING"
+    answer = wait_until(lambda: (a := requests.post(f"{url}/accepts", json=ask("85s", "105s"), headers=h).json())
+                        ["responseword"] == "NO" and a, 15, what="/accepts to see the bookings")
+    assert "cpu" in answer["reponseinfo"]["reasons"][0]["text"], answer
+    now_answer = requests.post(f"{url}/accepts", json=ask("0s", "10s"), headers=h).json()
+    assert now_answer["responseword"] == "YES", f"a minute-long run fits now, before the bookings: {now_answer}"
+
+
+# -- bad input ----------------------------------------------------------------------------------
+
+BAD_ACCEPTS = [
+    ("{not json", "application/json", 400, "body"),
+    ("tasktype: [unclosed", "application/yaml", 400, "body"),
+    ('{"tasktype": "uri://docker-compose"}', "application/json", 400, "tasktype"),
+    ('{"tasktype": "uri://docker-container"}', "application/json", 400, "taskinfo.image"),
+    ('{"tasktype": "uri://docker-container", "taskinfo": {"image": "x"}, "resources": {"mincores": 8, "maxcores": 2}}',
+     "application/json", 400, "resources.maxcores"),
+    ('{"tasktype": "uri://docker-container", "taskinfo": {"image": "x"}, "resources": {"mincores": 1e12}}',
+     "application/json", 400, "resources.mincores"),
+    ('{"tasktype": "uri://docker-container", "taskinfo": {"image": "x"}, "resources": {"minmemory": "-4Gi"}}',
+     "application/json", 400, "resources.minmemory"),
+    ('{"tasktype": "uri://docker-container", "taskinfo": {"image": "x"}, "resources": {"minduration": "ten"}}',
+     "application/json", 400, "resources.minduration"),
+    ('{"tasktype": "uri://docker-container", "taskinfo": {"image": "x"}, "resources": {"cpus": 1}}',
+     "application/json", 400, "resources.cpus"),
+    ("[1, 2]", "application/json", 400, "body"),
+    ("<xml/>", "text/html", 415, None),
+]
+
+
+@pytest.mark.parametrize("body,ctype,status,field", BAD_ACCEPTS)
+def test_bad_input_is_a_4xx_naming_the_field(planner, body, ctype, status, field):
+    r = requests.post(f"{planner.url}/accepts", data=body, headers={"Content-Type": ctype})
+    assert r.status_code == status, r.text
+    doc = r.json()
+    assert doc["status"] == status and doc["error"], doc
+    if field:
+        assert field in doc["error"], doc
+    assert "Traceback" not in r.text
+
+
+def test_bad_offersets_and_jobs_and_oversized_bodies(planner, tokens, users):
+    url, h = planner.url, tokens.header(users("mallory"))
+    cases = [
+        (offerset_body(starts=["yesterday/PT1H"]), "schedule.requested.start[0]"),
+        (offerset_body(duration="PT0S"), "schedule.requested.duration"),
+        ({**offerset_body(), "executable": {"type": EB_DOCKER, "image": "x", "privileged": True}},
+         "executable.privileged"),
+        ({**offerset_body(), "executable": {"type": "uri://zeppelin-notebook"}}, "executable.type"),
+        (offerset_body(cores=(4, 1)), "resources.compute[0].cores.requested.max"),
+        (offerset_body(count=0), "offers"),
+    ]
+    for body, field in cases:
+        r = requests.post(f"{url}/offersets", json=body, headers=h, allow_redirects=False)
+        assert r.status_code == 400 and field in r.json()["error"], (field, r.status_code, r.text)
+    r = requests.post(f"{url}/uws/jobs", data={"cores": "2"}, headers=h, allow_redirects=False)
+    assert r.status_code == 400 and "image" in r.json()["error"], r.text
+    r = requests.post(f"{url}/uws/jobs", data={"image": "busybox", "memory": "lots"}, headers=h, allow_redirects=False)
+    assert r.status_code == 400 and "memory" in r.json()["error"], r.text
+    r = requests.post(f"{url}/uws/jobs", data={"image": "busybox", "colour": "red"}, headers=h, allow_redirects=False)
+    assert r.status_code == 400 and "colour" in r.json()["error"], r.text
+    r = requests.post(f"{url}/accepts", data="x" * (128 * 1024), headers={"Content-Type": "application/json"})
+    assert r.status_code == 413 and "larger" in r.json()["error"], r.text
+    r = requests.post(f"{url}/sessions/{'0' * 8}-0000-0000-0000-{'0' * 12}",
+                      json={"update": {"path": "state", "value": "MAYBE"}}, headers=h)
+    assert r.status_code == 404, r.text  # no such session: 404 before the body is judged
+
+
+# -- identity -------------------------------------------------------------------------------------
+
+def test_identity_tokens_and_isolation(planner, tokens, users, jwks_key):
+    url = planner.url
+    alice, bob = users("alice"), users("bob")
+    # Anonymous callers may ask /accepts, nothing else.
+    assert requests.get(f"{url}/offersets").status_code == 401
+    r = requests.post(f"{url}/offersets", json=offerset_body())
+    assert r.status_code == 401 and r.headers.get("WWW-Authenticate", "").startswith("Bearer"), r.text
+    # Refused tokens: say why.
+    from execplanner import devidentity
+    from .planner_fixture import AUDIENCE, ISSUER
+    stranger = devidentity.private_key(planner.log_path.parent / "stranger-key")
+    bad = {
+        "expired": tokens(alice, exp=int(time.time()) - 3600),
+        "wrong audience": devidentity.mint(jwks_key[0], alice, issuer=ISSUER, audience="someone-else"),
+        "wrong issuer": devidentity.mint(jwks_key[0], alice, issuer="https://evil.example", audience=AUDIENCE),
+        "unknown key": devidentity.mint(stranger, alice, issuer=ISSUER, audience=AUDIENCE, kid="other"),
+        "forged": devidentity.mint(stranger, alice, issuer=ISSUER, audience=AUDIENCE),
+        "garbage": "not-a-token",
+    }
+    for why, token in bad.items():
+        r = requests.get(f"{url}/offersets", headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 401, (why, r.text)
+        assert r.json()["error"], (why, r.text)
+    # A static token from the token file works.
+    r = requests.get(f"{url}/sessions", headers={"Authorization": f"Bearer {STATIC_TOKEN}"})
+    assert r.status_code == 200, r.text
+    assert r.json() == {"sessions": []}, f"{STATIC_USER} has no sessions yet: {r.text}"
+
+    # Alice's offer set is hers alone: Bob gets 404 (not 403) for all of it.
+    r = requests.post(f"{url}/offersets", json=offerset_body(), headers=tokens.header(alice), allow_redirects=False)
+    assert r.status_code == 303, r.text
+    location = r.headers["Location"]
+    mine = requests.get(location, headers=tokens.header(alice)).json()
+    assert kubectl("get", "namespace", f"t-xp-{alice}", "-o", "name").returncode == 0, "alice's namespace was not made"
+    assert requests.get(location, headers=tokens.header(bob)).status_code == 404
+    for session in mine["offers"]:
+        assert requests.get(session["href"], headers=tokens.header(bob)).status_code == 404
+        r = requests.post(session["href"], headers=tokens.header(bob),
+                          json={"update": {"type": "uri:enum-value-update", "path": "state", "value": "ACCEPTED"}})
+        assert r.status_code == 404, r.text
+    assert requests.get(f"{url}/offersets", headers=tokens.header(bob)).json() == {"offersets": []}
+    assert requests.get(f"{url}/sessions", headers=tokens.header(bob)).json() == {"sessions": []}
+
+
+# -- ExecutionBroker ------------------------------------------------------------------------------
+
+def test_offerset_accept_books_one_and_rejects_the_rest(planner, tokens, users):
+    url, h = planner.url, tokens.header(users("alice"))
+    now = datetime.now(timezone.utc)
+    starts = [f"{iso(now)}/PT30S", f"{iso(now + timedelta(minutes=10))}/PT30S",
+              f"{iso(now + timedelta(minutes=20))}/PT30S"]
+    r = requests.post(f"{url}/offersets", json=offerset_body(starts=starts, duration="PT15S"), headers=h,
+                      allow_redirects=False)
+    assert r.status_code == 303, r.text
+    offerset = requests.get(r.headers["Location"], headers=h).json()
+    assert offerset["result"] == "YES", offerset
+    offers = offerset["offers"]
+    assert len(offers) >= 2, f"expected alternatives in three windows: {offerset}"
+    for s in offers:
+        assert s["state"] == "OFFERED" and s["expires"], s
+        assert {"type": "uri:enum-value-option", "path": "state", "values": ["ACCEPTED", "REJECTED"]} in s["options"]
+        offered = s["resources"]["compute"][0]["cores"]["offered"]
+        assert 1 <= float(offered["min"]) <= 2, s
+    first = min(offers, key=lambda s: s["schedule"]["executing"]["start"])
+    r = requests.post(first["href"], headers=h,
+                      json={"update": {"type": "uri:enum-value-update", "path": "state", "value": "ACCEPTED"}})
+    assert r.status_code == 200, r.text
+    assert r.json()["state"] in ("WAITING", "PREPARING", "RUNNING", "COMPLETED"), r.json()
+    siblings = [requests.get(s["href"], headers=h).json()["state"] for s in offers if s["uuid"] != first["uuid"]]
+    assert set(siblings) == {"REJECTED"}, siblings
+    # Its state follows the run; the log is readable at its end.
+    wait_until(lambda: requests.get(first["href"], headers=h).json()["state"] == "COMPLETED", 60,
+               what="the accepted session to complete")
+    again = requests.post(first["href"], headers=h,
+                          json={"update": {"type": "uri:enum-value-update", "path": "state", "value": "ACCEPTED"}})
+    assert again.status_code == 409 and "COMPLETED" in again.json()["error"], again.text
+
+
+def test_rejecting_and_cancelling_sessions(planner, tokens, users):
+    url, h = planner.url, tokens.header(users("alice"))
+    now = datetime.now(timezone.utc)
+    starts = [f"{iso(now + timedelta(minutes=m))}/PT30S" for m in (5, 15)]
+    r = requests.post(f"{url}/offersets", json=offerset_body(starts=starts), headers=h, allow_redirects=False)
+    offers = requests.get(r.headers["Location"], headers=h).json()["offers"]
+    assert len(offers) == 2, offers
+    update = lambda v: {"update": {"type": "uri:enum-value-update", "path": "state", "value": v}}  # noqa: E731
+    assert requests.post(offers[0]["href"], headers=h, json=update("REJECTED")).json()["state"] == "REJECTED"
+    s = requests.post(offers[1]["href"], headers=h, json=update("ACCEPTED")).json()
+    assert s["state"] == "WAITING", s
+    s = requests.post(offers[1]["href"], headers=h, json=update("CANCELLED")).json()
+    assert s["state"] == "CANCELLED", s
+    r = requests.post(offers[1]["href"], headers=h, json={"update": {"path": "colour", "value": "red"}})
+    assert r.status_code == 400 and "update.path" in r.json()["error"], r.text
+
+
+# -- UWS, driven by pyvo ---------------------------------------------------------------------------
+
+def _phase(job_url: str, headers: dict) -> str:
+    return requests.get(f"{job_url}/phase", headers=headers).text
+
+
+def test_uws_job_with_pyvo(planner, tokens, users):
+    from pyvo.dal.tap import AsyncTAPJob
+    from pyvo.io.uws import parse_job, parse_job_list
+
+    url, user = planner.url, users("alice")
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {tokens(user)}"
+    r = session.post(f"{url}/uws/jobs", data={"image": "busybox:1.36", "cmd": ["echo", "hello"], "cores": "1",
+                                              "memory": "1Gi", "duration": "60", "runId": "pyvo-test"})
+    assert r.status_code == 200 and r.url.startswith(f"{url}/uws/jobs/job-"), (r.status_code, r.url, r.text)
+    job = AsyncTAPJob(r.url, session=session)
+    assert job.phase == "PENDING"
+    assert job.job.runid == "pyvo-test" and job.job.ownerid == user
+    quote = job.job.quote
+    assert quote is not None, "a PENDING job is quoted its expected start"
+    job.execution_duration = 45
+    assert job.execution_duration.to_value("s") == 45
+    destruction = datetime.now(timezone.utc) + timedelta(hours=2)
+    job.destruction = destruction
+    assert abs(job.destruction.unix - destruction.timestamp()) < 2, job.destruction
+
+    listed = parse_job_list(io.BytesIO(session.get(f"{url}/uws/jobs", params={"PHASE": "PENDING"}).content))
+    assert [j.jobid for j in listed] == [job.job_id]
+
+    job.run()
+    job.wait(phases={"COMPLETED", "ERROR", "ABORTED"}, timeout=60)
+    job.raise_if_error()
+    assert job.phase == "COMPLETED"
+    doc = parse_job(io.BytesIO(session.get(job.url).content))
+    assert doc.starttime is not None and doc.endtime is not None and doc.endtime >= doc.starttime
+    assert job.result_uris, "the log is a result"
+    assert job.result_uris == [f"{job.url}/results/log"], job.result_uris
+    log = session.get(job.result_uris[0])
+    assert log.status_code == 200, log.text
+    assert "kwok: fake node" in log.text, f"not the pod's log (cluster/kwok.yaml's default): {log.text!r}"
+
+    assert not parse_job_list(io.BytesIO(session.get(f"{url}/uws/jobs", params={"PHASE": "PENDING"}).content))
+    assert [j.jobid for j in parse_job_list(io.BytesIO(session.get(f"{url}/uws/jobs", params={"LAST": "1"}).content))] == \
+        [job.job_id]
+    job_url = job.url
+    job.delete()
+    assert session.get(job_url).status_code == 404
+
+
+def test_uws_wait_abort_and_errors(planner, tokens, users):
+    url, user = planner.url, users("alice")
+    h = tokens.header(user)
+    r = requests.post(f"{url}/uws/jobs", data={"image": "busybox:1.36", "duration": "600", "PHASE": "RUN"},
+                      headers=h, allow_redirects=False)
+    job = r.headers["Location"]
+    # WAIT returns at once when the phase is not the one named; blocks while it is.
+    t0 = time.monotonic()
+    requests.get(job, params={"WAIT": "5", "PHASE": "COMPLETED"}, headers=h)
+    assert time.monotonic() - t0 < 2
+    wait_until(lambda: _phase(job, h) == "EXECUTING", 30, what="the job to execute")
+    # The pods of this job are annotated to run 3 s: WAIT returns early when that ends.
+    t0 = time.monotonic()
+    doc = ET.fromstring(requests.get(job, params={"WAIT": "-1"}, headers=h).content)
+    waited = time.monotonic() - t0
+    assert doc.find(f"{UWS}phase").text == "COMPLETED" and waited < MAX_WAIT - 1, (waited, doc)
+
+    r = requests.post(f"{url}/uws/jobs", data={"image": "busybox:1.36", "cores": "64"}, headers=h,
+                      allow_redirects=False)
+    too_big = r.headers["Location"]
+    requests.post(f"{too_big}/phase", data={"PHASE": "RUN"}, headers=h, allow_redirects=False)
+    wait_until(lambda: _phase(too_big, h) == "ERROR", 20, what="the too-big job to fail")
+    error = requests.get(f"{too_big}/error", headers=h)
+    assert "cpu" in error.text, error.text
+    doc = ET.fromstring(requests.get(too_big, headers=h).content)
+    assert doc.find(f"{UWS}errorSummary").get("type") == "fatal"
+
+    r = requests.post(f"{url}/uws/jobs", data={"image": "busybox:1.36", "duration": "600", "PHASE": "RUN"},
+                      headers=h, allow_redirects=False)
+    long = r.headers["Location"]
+    r = requests.post(f"{long}/phase", data={"PHASE": "ABORT"}, headers=h, allow_redirects=False)
+    assert r.status_code == 303
+    wait_until(lambda: _phase(long, h) == "ABORTED", 20, what="the job to abort")
+    r = requests.post(f"{long}/executionduration", data={"EXECUTIONDURATION": "5"}, headers=h, allow_redirects=False)
+    assert r.status_code == 409, r.text
+    r = requests.post(f"{long}/phase", data={"PHASE": "SUSPEND"}, headers=h, allow_redirects=False)
+    assert r.status_code == 400 and "PHASE" in r.json()["error"]
+    r = requests.get(f"{url}/uws/jobs", params={"PHASE": "SLEEPING"}, headers=h)
+    assert r.status_code == 400 and "PHASE" in r.json()["error"]
+    r = requests.post(long, data={"ACTION": "DELETE"}, headers=h, allow_redirects=False)
+    assert r.status_code == 303 and r.headers["Location"].endswith("/uws/jobs")
+
+
+# -- operations and the OpenAPI document ---------------------------------------------------------
+
+def test_health_readiness_and_metrics(planner):
+    assert requests.get(f"{planner.url}/healthz").status_code == 200
+    ready = requests.get(f"{planner.url}/readyz").json()
+    assert ready["status"] == "ready" and ready["nodes"] >= 5, ready
+    requests.post(f"{planner.url}/accepts", json={"tasktype": "uri://docker-container", "taskinfo": {"image": "x"}})
+    text = requests.get(f"{planner.url}/metrics").text
+    for name in ("execplanner_planner_request_seconds_bucket", 'execplanner_planner_answers_total{endpoint="accepts"',
+                 "execplanner_planner_cache_age_seconds"):
+        assert name in text, f"{name} missing from /metrics"
+
+
+def test_schemathesis_finds_no_server_errors_or_contradictions(planner, tokens, users, tmp_path):
+    """schemathesis against /openapi.json: no 5xx, and nothing that contradicts the document."""
+    token = tokens(users("fuzzer"))
+    cmd = [sys.executable, "-m", "schemathesis.cli", "run", f"{planner.url}/openapi.json",
+           "--checks", "not_a_server_error,status_code_conformance,content_type_conformance,"
+                       "response_schema_conformance",
+           "--header", f"Authorization: Bearer {token}", "--max-examples", "25", "--workers", "4",
+           "--phases", "examples,coverage,fuzzing", "--request-timeout", str(MAX_WAIT + 10),
+           "--suppress-health-check", "all", "--seed", "1"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=240, cwd=tmp_path)
+    output = result.stdout[-6000:] + result.stderr[-3000:]
+    assert result.returncode == 0, output
+    assert "passed" in output.lower(), output
