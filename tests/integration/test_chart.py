@@ -153,6 +153,8 @@ def test_chart_installs_and_its_identities_run_execplanner(kubeconfig: str, name
         # -- the operator, with the chart's identity and settings, books a plan -----------
         env = {k: v for k, v in container_env(deployments[operator_sa]).items()
                if k.startswith("EXECPLANNER_") and k != "EXECPLANNER_HEALTH_PORT"}  # the test picks a free port
+        # Outside the image: the cluster's helm, and a helm home of the test's own.
+        env.update(EXECPLANNER_HELM=cluster_env.binary("helm"), EXECPLANNER_HELM_HOME=str(tmp_path / "helm"))
         assert env["EXECPLANNER_TASK_PRIORITY_CLASS"] == task and env["EXECPLANNER_HOLD_LEAD_SECONDS"] == "2"
         creds = localrun.service_account_kubeconfig(tmp_path, namespace, operator_sa, hours=1)
         if others := other_operators():

@@ -3,9 +3,9 @@
 `helm lint --strict` and `helm template` with default and non-default values; the rendered
 objects are checked (one operator replica, strategy Recreate, non-root pods, probes, RBAC
 without Secrets), every EXECPLANNER_* variable the chart sets is a field of the settings
-classes (operator/settings.py, planner/settings.py, planner/allowlist.py), every field is
-set, and the rendered values load through those classes; values.schema.json refuses bad
-values. The helm binary is the pinned one of the local control plane (`make build`).
+classes (operator/settings.py, planner/settings.py, planner/allowlist.py,
+planner/charts.py), every field is set, and the rendered values load through those
+classes; values.schema.json refuses bad values. The helm binary is the pinned one of the local control plane (`make build`).
 """
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from pydantic_settings import BaseSettings
 from execplanner import localrun
 from execplanner.operator.settings import Settings
 from execplanner.planner.allowlist import AllowlistSettings
+from execplanner.planner.charts import ChartSettings
 from execplanner.planner.settings import PlannerSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,6 +37,7 @@ NON_DEFAULT = {
     "allowedRegistries": ["docker.io/library", "ghcr.io/my-org"],
     "allowedChartRepositories": ["https://charts.example.org", "oci://ghcr.io/my-org/charts"],
     "allowLocalCharts": True,
+    "charts": {"helmTimeoutSeconds": 30.5, "startTimeoutSeconds": 600, "missingRequests": "Refuse"},
     "operator": {"holdLeadSeconds": 45, "offerExpirySeconds": 600, "revokePolicy": "Fail",
                  "placeholderImage": "registry.example.org/pause:3.10", "healthPort": 9090,
                  "taskTolerations": [{"key": "batch", "operator": "Exists", "effect": "NoSchedule"}],
@@ -181,8 +183,8 @@ def test_pods_run_as_non_root_without_privileges(helm: str, tmp_path: Path):
 # -- settings --------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("component, classes", [
-    ("operator", (Settings, AllowlistSettings)),
-    ("planner", (PlannerSettings, AllowlistSettings)),
+    ("operator", (Settings, AllowlistSettings, ChartSettings)),
+    ("planner", (PlannerSettings, AllowlistSettings, ChartSettings)),
 ])
 def test_env_names_are_the_settings_fields(helm: str, tmp_path: Path, component: str, classes):
     """Each EXECPLANNER_* variable the chart sets is a settings field (or read by name in
@@ -210,6 +212,9 @@ def test_rendered_values_load_through_the_settings_classes(helm: str, tmp_path: 
         assert allow.allowed_registries == NON_DEFAULT["allowedRegistries"]
         assert allow.allowed_chart_repositories == NON_DEFAULT["allowedChartRepositories"]
         assert allow.allow_local_charts is True
+        charts = load(ChartSettings, env, monkeypatch)
+        assert (charts.helm, charts.helm_home, charts.helm_timeout_seconds, charts.helm_start_timeout_seconds,
+                charts.chart_missing_requests.value) == ("helm", "/tmp/helm", 30.5, 600, "Refuse")
     pl = load(PlannerSettings, pl_env, monkeypatch)
     assert (pl.host, pl.port, pl.public_url) == ("0.0.0.0", 9000, "https://planner.example.org")
     assert (pl.jwt_issuer, pl.jwt_audience, pl.jwks_url, pl.jwt_user_claim, pl.anonymous_accepts) == \
@@ -334,6 +339,7 @@ def test_package_carries_the_linked_files(helm: str, tmp_path: Path):
     ({"planner": {"identity": {"tokenFile": "/x"}}}, "/planner/identity"),
     ({"allowedRegistries": "docker.io"}, "/allowedRegistries"),
     ({"horizonDays": 0}, "/horizonDays"),
+    ({"charts": {"missingRequests": "Guess"}}, "/charts/missingRequests"),
     ({"image": {"pullPolicy": "Sometimes"}}, "/image/pullPolicy"),
     ({"bogus": True}, "bogus"),
 ])

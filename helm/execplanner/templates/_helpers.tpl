@@ -48,6 +48,16 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
   value: {{ .Values.allowedChartRepositories | toJson | quote }}
 - name: EXECPLANNER_ALLOW_LOCAL_CHARTS
   value: {{ .Values.allowLocalCharts | quote }}
+- name: EXECPLANNER_HELM
+  value: helm
+- name: EXECPLANNER_HELM_HOME
+  value: /tmp/helm
+- name: EXECPLANNER_HELM_TIMEOUT_SECONDS
+  value: {{ .Values.charts.helmTimeoutSeconds | quote }}
+- name: EXECPLANNER_HELM_START_TIMEOUT_SECONDS
+  value: {{ .Values.charts.startTimeoutSeconds | int64 | quote }}
+- name: EXECPLANNER_CHART_MISSING_REQUESTS
+  value: {{ .Values.charts.missingRequests | quote }}
 - name: PYTHONUNBUFFERED
   value: "1"
 - name: PYTHONDONTWRITEBYTECODE
