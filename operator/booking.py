@@ -7,7 +7,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from execplanner.planner.engine import Calendar, Conflict, Offer, format_cpu, format_instant, format_memory, parse_instant
+from execplanner.planner.engine import (Calendar, Conflict, Offer, Request, format_cpu, format_instant, format_memory,
+                                        parse_instant)
 from execplanner.planner.planstatus import (HOLDING_PHASES, hold_id, placements_from_status,  # noqa: F401 (re-exported)
                                             placements_to_status, restore)
 
@@ -24,22 +25,27 @@ def _summary(offer: Offer) -> dict[str, Any]:
             "memory": format_memory(offer.memory), "gpus": offer.gpu}
 
 
+def _placements(offer: Offer) -> list[dict[str, Any]]:
+    return placements_to_status(offer.placements, [a.pod for a in offer.assignments])
+
+
 def book_first(cal: Calendar, uid: str, namespace: str, spec: PlanSpec, now: int,
-               tolerations: list[dict]) -> dict[str, Any] | Rejected:
-    """acceptPolicy First: book the best offer at once. Returns status.booking, or why not."""
-    result = cal.offers(spec.request(tolerations), now, count=1, namespace=namespace)
+               tolerations: list[dict], request: Request | None = None) -> dict[str, Any] | Rejected:
+    """acceptPolicy First: book the best offer at once. Returns status.booking, or why not.
+    `request` overrides the spec's own (a chart's footprint)."""
+    result = cal.offers(request or spec.request(tolerations), now, count=1, namespace=namespace)
     if not result.offers:
         return Rejected(_reasons(result.reasons))
     offer = result.offers[0]
     cal.book(uid, namespace, offer.placements, offer.start, offer.end)
-    return {"offer": "1", **_summary(offer), "placements": placements_to_status(offer.placements)}
+    return {"offer": "1", **_summary(offer), "placements": _placements(offer)}
 
 
 def hold_offers(cal: Calendar, uid: str, namespace: str, spec: PlanSpec, now: int, expires: int,
-                tolerations: list[dict]) -> list[dict[str, Any]] | Rejected:
+                tolerations: list[dict], request: Request | None = None) -> list[dict[str, Any]] | Rejected:
     """acceptPolicy Manual: hold up to spec.offers alternatives until `expires`. Alternatives
     that cannot be held beside the earlier ones (they share capacity) are dropped."""
-    result = cal.offers(spec.request(tolerations), now, count=spec.offers, namespace=namespace)
+    result = cal.offers(request or spec.request(tolerations), now, count=spec.offers, namespace=namespace)
     held: list[dict[str, Any]] = []
     for offer in result.offers:
         offer_id = str(len(held) + 1)
@@ -48,7 +54,7 @@ def hold_offers(cal: Calendar, uid: str, namespace: str, spec: PlanSpec, now: in
         except Conflict:
             continue
         held.append({"id": offer_id, **_summary(offer), "expires": format_instant(expires),
-                     "placements": placements_to_status(offer.placements)})
+                     "placements": _placements(offer)})
     if not held:
         return Rejected(_reasons(result.reasons))
     return held

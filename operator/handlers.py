@@ -23,7 +23,7 @@ from execplanner.planner.engine import Conflict
 from . import booking, kube, labels, plans, state
 from .children import owner_ref
 from .settings import Settings
-from .state import JobView, State, TaskPod
+from .state import ChartPod, JobView, State, TaskPod
 
 GROUP, VERSION = kube.GROUP, kube.VERSION
 log = logging.getLogger("execplanner.operator")
@@ -121,6 +121,8 @@ def _apply_pod(st: State, type: str, pod: Mapping[str, Any]) -> None:
             seen.placeholders.pop(meta["name"], None)
         else:
             seen.placeholders[meta["name"]] = (pod.get("spec") or {}).get("nodeName") or ""
+    elif pod_labels.get(labels.WORKLOAD):  # a chart task's pod (the post-renderer labels them)
+        _chart_pod(seen.chart_pods, pod, gone)
     elif pod_labels.get(labels.ROLE) == labels.ROLE_TASK and not gone:
         terminated = next((cs["state"]["terminated"] for cs in status.get("containerStatuses") or []
                            if (cs.get("state") or {}).get("terminated")), None) or {}
@@ -130,6 +132,29 @@ def _apply_pod(st: State, type: str, pod: Mapping[str, Any]) -> None:
     st.wake(uid)
 
 
+def _chart_pod(pods: dict[str, ChartPod], pod: Mapping[str, Any], gone: bool) -> None:
+    meta, status = pod["metadata"], pod.get("status") or {}
+    if gone:
+        pods.pop(meta["name"], None)
+        return
+    terminated = next((cs["state"]["terminated"] for cs in status.get("containerStatuses") or []
+                       if (cs.get("state") or {}).get("terminated")), None) or {}
+    unscheduled = next((c for c in status.get("conditions") or []
+                        if c.get("type") == "PodScheduled" and c.get("status") == "False"), None) or {}
+    owner = next((r.get("kind") for r in meta.get("ownerReferences") or [] if r.get("controller")), None)
+    pods[meta["name"]] = ChartPod(
+        meta["name"], status.get("phase") or "Pending", (pod.get("spec") or {}).get("nodeName"), owner,
+        terminated.get("exitCode"), terminated.get("reason") or status.get("reason") or unscheduled.get("reason"),
+        terminated.get("message") or status.get("message") or unscheduled.get("message"))
+
+
+def _job_view(body: Mapping[str, Any]) -> JobView:
+    conditions = {c["type"]: c for c in (body.get("status") or {}).get("conditions") or [] if c.get("status") == "True"}
+    failed = conditions.get("Failed") or {}
+    return JobView(body["metadata"]["name"], succeeded="Complete" in conditions, failed=bool(failed),
+                   reason=failed.get("reason"), message=failed.get("message"))
+
+
 @kopf.on.event("batch", "v1", "jobs", labels={labels.ROLE: labels.ROLE_TASK})
 async def job_event(type: str, body: kopf.Body, **_: Any) -> None:
     st = state.get()
@@ -137,13 +162,20 @@ async def job_event(type: str, body: kopf.Body, **_: Any) -> None:
     if not uid:
         return
     seen = st.of(uid)
+    seen.job = None if type == "DELETED" else _job_view(body)
+    st.wake(uid)
+
+
+@kopf.on.event("batch", "v1", "jobs", labels={labels.PLAN_UID: kopf.PRESENT, labels.ROLE: kopf.ABSENT})
+async def chart_job_event(type: str, body: kopf.Body, **_: Any) -> None:
+    """A Job of a chart task's release (the post-renderer gives it the plan's UID, no role)."""
+    st = state.get()
+    uid = body["metadata"]["labels"][labels.PLAN_UID]
+    jobs = st.of(uid).chart_jobs
     if type == "DELETED":
-        seen.job = None
+        jobs.pop(body["metadata"]["name"], None)
     else:
-        conditions = {c["type"]: c for c in (body.get("status") or {}).get("conditions") or [] if c.get("status") == "True"}
-        failed = conditions.get("Failed") or {}
-        seen.job = JobView(body["metadata"]["name"], succeeded="Complete" in conditions, failed=bool(failed),
-                           reason=failed.get("reason"), message=failed.get("message"))
+        jobs[body["metadata"]["name"]] = _job_view(body)
     st.wake(uid)
 
 

@@ -11,3 +11,4 @@ PLAN_NAME = f"{DOMAIN}/plan"           # label: the owning ExecutionPlan's name 
 ROLE = f"{DOMAIN}/role"                # label: "placeholder" (holds capacity) or "task"
 ROLE_PLACEHOLDER = "placeholder"
 ROLE_TASK = "task"
+WORKLOAD = f"{DOMAIN}/workload"        # label: on a chart task's pods, "<kind>-<name>" of their workload

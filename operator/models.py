@@ -10,8 +10,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from execplanner.planner.engine import (Range, Request, parse_count, parse_cpu, parse_duration, parse_interval,
-                                        parse_memory, toleration_from_dict)
+from execplanner.planner.charts import ChartRef
+from execplanner.planner.engine import (PodRequest, Range, Request, UnitError, parse_count, parse_cpu, parse_duration,
+                                        parse_interval, parse_memory, toleration_from_dict)
 
 CONTAINER_TYPES = {
     "docker-container",
@@ -52,6 +53,9 @@ class Executable(_Model):
     def is_helm(self) -> bool:
         return self.type in HELM_TYPES
 
+    def chart_ref(self) -> ChartRef:
+        return ChartRef(self.chart or "", self.repository or None, self.version or None)
+
 
 class MinMax(_Model):
     min: int | str
@@ -76,7 +80,7 @@ class AcceptPolicy(str, Enum):
 
 class PlanSpec(_Model):
     executable: Executable
-    resources: Resources
+    resources: Resources | None = None  # required for containers; optional caps for a chart
     schedule: Schedule
     offers: int = 1
     accept_policy: AcceptPolicy = Field(AcceptPolicy.FIRST, alias="acceptPolicy")
@@ -88,27 +92,35 @@ class PlanSpec(_Model):
     node_selector: dict[str, str] = Field(default_factory=dict, alias="nodeSelector")
     tolerations: list[dict[str, Any]] = Field(default_factory=list)
 
-    def request(self, extra_tolerations: list[dict[str, Any]] = ()) -> Request:
-        """The engine's view of this plan (a flexible single pod). Raises UnitError naming the field."""
+    def request(self, extra_tolerations: list[dict[str, Any]] = (),
+                pods: tuple[PodRequest, ...] | None = None) -> Request:
+        """The engine's view of this plan: a flexible single pod from spec.resources, or, for a
+        chart, the fixed pod set `pods` (its footprint). Raises UnitError naming the field."""
+        duration = _range(self.schedule.duration, parse_duration, "spec.schedule.duration")
+        windows = tuple(parse_interval(w, f"spec.schedule.start[{i}]") for i, w in enumerate(self.schedule.start))
+        tolerations = tuple(toleration_from_dict(t) for t in [*self.tolerations, *extra_tolerations])
         r = self.resources
-        gpus = r.gpus or MinMax(min=0)
-        return Request(
-            cpu=_range(r.cores, parse_cpu, "spec.resources.cores"),
-            memory=_range(r.memory, parse_memory, "spec.resources.memory"),
-            gpu=_range(gpus, parse_count, "spec.resources.gpus"),
-            duration=_range(self.schedule.duration, parse_duration, "spec.schedule.duration"),
-            windows=tuple(parse_interval(w, f"spec.schedule.start[{i}]") for i, w in enumerate(self.schedule.start))
-            or None,
-            node_selector=dict(self.node_selector),
-            tolerations=tuple(toleration_from_dict(t) for t in [*self.tolerations, *extra_tolerations]),
-        )
+        if r is None and pods is None:
+            raise UnitError("spec.resources", "is required unless executable.type is a Helm chart")
+        if r is not None:  # units checked for charts too (there they are caps)
+            cpu = _range(r.cores, parse_cpu, "spec.resources.cores")
+            memory = _range(r.memory, parse_memory, "spec.resources.memory")
+            gpu = _range(r.gpus or MinMax(min=0), parse_count, "spec.resources.gpus")
+        if pods is not None:
+            return Request(duration=duration, windows=windows or None, node_selector=dict(self.node_selector),
+                           tolerations=tolerations, pods=tuple(pods))
+        return Request(cpu=cpu, memory=memory, gpu=gpu, duration=duration, windows=windows or None,
+                       node_selector=dict(self.node_selector), tolerations=tolerations)
+
+    def check_units(self) -> None:
+        """Raises UnitError naming the field when a quantity, duration or window cannot be read."""
+        self.request(pods=() if self.executable.is_helm else None)
 
 
 def _range(value: MinMax, parse, field: str) -> Range:
     low = parse(value.min, f"{field}.min")
     high = low if value.max is None else parse(value.max, f"{field}.max")
     if high < low:
-        from execplanner.planner.engine import UnitError
         raise UnitError(f"{field}.max", f"must not be less than {field}.min")
     return Range(low, high)
 

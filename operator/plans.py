@@ -26,7 +26,7 @@ from pydantic import ValidationError
 
 from execplanner.planner.engine import Conflict, UnitError, format_instant, parse_instant
 
-from . import booking, children, kube
+from . import booking, children, helmtask, kube
 from .models import AcceptPolicy, PlanSpec
 from .settings import RevokePolicy
 from .state import State
@@ -135,7 +135,7 @@ async def reconcile(body: Mapping[str, Any], st: State) -> float | None:
         return None if destruction is None else destruction - _now()
     try:
         spec = PlanSpec.model_validate(body.get("spec") or {})
-        spec.request()  # units are checked here, once, with the field named
+        spec.check_units()  # units are checked here, once, with the field named
     except (ValidationError, UnitError) as e:
         booking.release(st.calendar, plan.uid, plan.status.get("offers") or [])
         await plan.transition("Rejected", "InvalidSpec", str(e), condition=("Booked", "False"), warning=True)
@@ -163,10 +163,13 @@ async def reconcile(body: Mapping[str, Any], st: State) -> float | None:
 # -- the phases ----------------------------------------------------------------------------
 
 async def _pending(plan: Plan, spec: PlanSpec) -> float | None:
+    request = await helmtask.admit(plan, spec)  # allowlists; a chart's footprint (rendered once)
+    if request is None:
+        return None  # Rejected
     st, now = plan.st, _now()
     tolerations = st.settings.task_tolerations
     if spec.accept_policy is AcceptPolicy.FIRST:
-        made = booking.book_first(st.calendar, plan.uid, plan.namespace, spec, now, tolerations)
+        made = booking.book_first(st.calendar, plan.uid, plan.namespace, spec, now, tolerations, request)
         if isinstance(made, booking.Rejected):
             await plan.transition("Rejected", "Unsatisfiable", made.message, condition=("Booked", "False"), warning=True)
             return None
@@ -179,7 +182,7 @@ async def _pending(plan: Plan, spec: PlanSpec) -> float | None:
             raise
         return 0
     expires = now + st.settings.offer_expiry_seconds
-    held = booking.hold_offers(st.calendar, plan.uid, plan.namespace, spec, now, expires, tolerations)
+    held = booking.hold_offers(st.calendar, plan.uid, plan.namespace, spec, now, expires, tolerations, request)
     if isinstance(held, booking.Rejected):
         await plan.transition("Rejected", "Unsatisfiable", held.message, condition=("Booked", "False"), warning=True)
         return None
@@ -251,6 +254,8 @@ async def _booked(plan: Plan, spec: PlanSpec) -> float | None:
 
 
 async def _running(plan: Plan, spec: PlanSpec) -> float | None:
+    if spec.executable.is_helm:
+        return await helmtask.running(plan, spec)
     st, now = plan.st, _now()
     seen = st.of(plan.uid)
     job, pod = seen.job, seen.task_pod
@@ -305,7 +310,7 @@ async def _ensure_placeholders(plan: Plan, spec: PlanSpec) -> None:
 
 
 async def _start_task(plan: Plan, spec: PlanSpec) -> None:
-    if not spec.executable.is_container:
+    if not (spec.executable.is_container or spec.executable.is_helm):
         await _stop(plan, "Failed", "Unsupported", f"executable type {spec.executable.type} cannot be run yet",
                     warning=True)
         return
@@ -315,6 +320,9 @@ async def _start_task(plan: Plan, spec: PlanSpec) -> None:
         run = await kube.get(kube.RUNS, plan.namespace, run_name)
     if run is None:
         raise kopf.TemporaryError(f"TaskRun {run_name} vanished", delay=1)
+    if spec.executable.is_helm:
+        await helmtask.start(plan, spec, run)  # helm install, pinned to the booking by its post-renderer
+        return
     placements = booking.placements_from_status(plan.status["booking"]["placements"])
     node, vector = placements[0]  # a container task is one pod
     job = children.job(plan.body, spec, run, node, vector, plan.end - _now(), plan.st.settings)
@@ -339,6 +347,7 @@ async def _stop(plan: Plan, phase: str, reason: str, message: str, *, delete_job
     seen = plan.st.of(plan.uid)
     if delete_job and seen.job is not None:
         await kube.delete("Job", plan.namespace, seen.job.name)
+    await helmtask.uninstall(plan)  # a chart task's release (a no-op for anything else)
     if run_phase and plan.status.get("taskRun"):
         await plan.run_status(run_phase, endTime=format_instant(_now()), reason=reason, message=message)
     await plan.transition(phase, reason, message, warning=warning)
@@ -346,9 +355,11 @@ async def _stop(plan: Plan, phase: str, reason: str, message: str, *, delete_job
 
 
 async def cleanup(plan: Plan) -> None:
-    """A plan that holds nothing: no booking or holds in the calendar, no placeholders."""
+    """A plan that holds nothing: no booking or holds in the calendar, no placeholders, no
+    helm release."""
     booking.release(plan.st.calendar, plan.uid, plan.status.get("offers") or [])
     await _delete_placeholders(plan)
+    await helmtask.uninstall(plan)
 
 
 async def _delete_placeholders(plan: Plan) -> None:

@@ -25,6 +25,18 @@ class TaskPod:
 
 
 @dataclass
+class ChartPod:
+    """A pod of a chart task's release (it carries the workload label the post-renderer adds)."""
+    name: str
+    phase: str
+    node: str | None = None
+    owner_kind: str | None = None  # Job, ReplicaSet, StatefulSet, DaemonSet, ... (None: a bare pod)
+    exit_code: int | None = None
+    reason: str | None = None
+    message: str | None = None
+
+
+@dataclass
 class JobView:
     name: str
     succeeded: bool = False
@@ -40,6 +52,8 @@ class PlanChildren:
     placeholders_made: set[str] = field(default_factory=set)  # created by this process, maybe not seen yet
     task_pod: TaskPod | None = None
     job: JobView | None = None
+    chart_pods: dict[str, ChartPod] = field(default_factory=dict)  # a chart task's pods, by name
+    chart_jobs: dict[str, JobView] = field(default_factory=dict)  # a chart task's Jobs, by name
 
 
 @dataclass

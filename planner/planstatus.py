@@ -20,9 +20,15 @@ def hold_id(uid: str, offer_id: str) -> str:
     return f"{uid}#{offer_id}"
 
 
-def placements_to_status(placements: Iterable[tuple[str, Resources]]) -> list[dict[str, Any]]:
-    return [{"node": node, "cores": format_cpu(v.cpu), "memory": format_memory(v.memory), "gpus": v.gpu}
-            for node, v in placements]
+def placements_to_status(placements: Iterable[tuple[str, Resources]],
+                         pods: Iterable[str] | None = None) -> list[dict[str, Any]]:
+    """One entry per pod; with `pods` (the engine's pod names, in the same order) each entry
+    names its pod, as a chart task's post-renderer needs ("Deployment/web#0")."""
+    out = [{"node": node, "cores": format_cpu(v.cpu), "memory": format_memory(v.memory), "gpus": v.gpu}
+           for node, v in placements]
+    for entry, pod in zip(out, pods or ()):
+        entry["pod"] = pod
+    return out
 
 
 def placements_from_status(entries: Iterable[Mapping[str, Any]]) -> list[tuple[str, Resources]]:

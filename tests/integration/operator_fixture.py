@@ -12,6 +12,7 @@ If the operator cannot start, every test that uses it fails (it is never skipped
 """
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -28,6 +29,10 @@ SA_USER = f"system:serviceaccount:{SYSTEM_NAMESPACE}:{SERVICE_ACCOUNT}"
 HOLD_LEAD_SECONDS = 2
 OFFER_EXPIRY_SECONDS = 8
 REVOKE_POLICY = "Replan"
+# Allowlists as a site would set them: the images the tests use, charts from loopback only
+# (test_helm_tasks.py serves its chart repository on 127.0.0.1).
+ALLOWED_REGISTRIES = ["docker.io", "registry.k8s.io"]
+ALLOWED_CHART_REPOSITORIES = ["http://127.0.0.1"]
 
 
 class OperatorProcess(localrun.Operator):
@@ -64,12 +69,17 @@ def operator_kubeconfig(kubeconfig: str, tmp_path_factory: pytest.TempPathFactor
 
 @pytest.fixture(scope="session")
 def operator(operator_kubeconfig: str, tmp_path_factory: pytest.TempPathFactory):
-    """The shared operator: hold lead 2 s, offers expire after 8 s, revoke policy Replan."""
+    """The shared operator: hold lead 2 s, offers expire after 8 s, revoke policy Replan, the
+    cluster's helm, allowlists (ALLOWED_REGISTRIES, ALLOWED_CHART_REPOSITORIES)."""
     workdir = tmp_path_factory.mktemp("operator")
     handle = OperatorProcess(Path(operator_kubeconfig), workdir / "operator.log", {
         "EXECPLANNER_HOLD_LEAD_SECONDS": str(HOLD_LEAD_SECONDS),
         "EXECPLANNER_OFFER_EXPIRY_SECONDS": str(OFFER_EXPIRY_SECONDS),
         "EXECPLANNER_REVOKE_POLICY": REVOKE_POLICY,
+        "EXECPLANNER_HELM": cluster_env.binary("helm"),
+        "EXECPLANNER_HELM_HOME": str(workdir / "helm"),
+        "EXECPLANNER_ALLOWED_REGISTRIES": json.dumps(ALLOWED_REGISTRIES),
+        "EXECPLANNER_ALLOWED_CHART_REPOSITORIES": json.dumps(ALLOWED_CHART_REPOSITORIES),
     })
     handle.start()
     yield handle

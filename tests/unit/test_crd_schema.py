@@ -105,7 +105,9 @@ def test_spec_defaults_and_requirements():
     assert spec["properties"]["offers"]["default"] == 1
     assert spec["properties"]["acceptPolicy"]["default"] == "First"
     assert spec["properties"]["cancel"]["default"] is False
-    assert set(spec["required"]) == {"executable", "resources", "schedule"}
+    # resources: required for containers (a CEL rule), optional caps for a Helm chart
+    assert set(spec["required"]) == {"executable", "schedule"}
+    assert any("has(self.resources)" in r["rule"] and "helm-chart" in r["rule"] for r in rules(spec))
     assert set(at(spec, "resources")["required"]) == {"cores", "memory"}
     for block in ("cores", "memory", "gpus"):
         assert at(spec, f"resources.{block}")["required"] == ["min"]
