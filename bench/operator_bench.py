@@ -17,11 +17,11 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
 from pathlib import Path
 
 from kubernetes import client, config, watch
 
+from benchlib import fresh_namespace, iso, make_nodes, pct
 from execplanner import localrun
 from execplanner.planner.engine import parse_instant
 
@@ -30,40 +30,6 @@ NODES = int(os.environ.get("BENCH_NODES", 200))
 START_AHEAD = 30
 NS = "execplanner-bench"
 LABEL = "execplanner.io/bench"
-
-
-def pct(values: list[float], q: float) -> float:
-    values = sorted(values)
-    return round(values[min(len(values) - 1, int(q * len(values)))], 3) if values else float("nan")
-
-
-def iso(t: float) -> str:
-    return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def make_nodes(core: client.CoreV1Api) -> None:
-    res = {"cpu": "16", "memory": "64Gi", "pods": "110", "ephemeral-storage": "1Ti"}
-    def one(i: int) -> None:
-        name = f"kwok-bench-{i}"
-        body = {"apiVersion": "v1", "kind": "Node",
-                "metadata": {"name": name, "annotations": {"kwok.x-k8s.io/node": "fake"},
-                             "labels": {"type": "kwok", LABEL: "true", "kubernetes.io/hostname": name}},
-                "status": {"capacity": res, "allocatable": res}}
-        try:
-            core.create_node(body)
-        except client.ApiException as e:
-            if e.status != 409:
-                raise
-    with ThreadPoolExecutor(16) as pool:
-        list(pool.map(one, range(NODES)))
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        nodes = core.list_node(label_selector=f"{LABEL}=true").items
-        ready = sum(any(c.type == "Ready" and c.status == "True" for c in n.status.conditions or []) for n in nodes)
-        if ready >= NODES:
-            return
-        time.sleep(1)
-    raise RuntimeError("the bench nodes did not become Ready")
 
 
 def plan(i: int, now: float) -> dict:
@@ -84,15 +50,8 @@ def main() -> int:
     core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
     workdir = Path(tempfile.mkdtemp(prefix="execplanner-bench-"))
     op = localrun.operator(workdir, EXECPLANNER_HOLD_LEAD_SECONDS=10)
-    try:
-        core.delete_namespace(NS)
-        while True:
-            core.read_namespace(NS)
-            time.sleep(1)
-    except client.ApiException:
-        pass
-    core.create_namespace({"metadata": {"name": NS}})
-    make_nodes(core)
+    fresh_namespace(core, NS)
+    make_nodes(core, NODES, LABEL)
     op.start()
 
     created: dict[str, float] = {}

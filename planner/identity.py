@@ -43,6 +43,7 @@ class Authenticator:
         self._fetched_at = 0.0
         self._lock = asyncio.Lock()
         self._static = _read_token_file(settings.token_file) if settings.token_file else {}
+        self._verified: dict[str, tuple[str, float]] = {}  # JWT -> (user, exp): a signature is checked once
 
     async def identify(self, authorization: str | None) -> Identity | None:
         """The caller's identity from an Authorization header; None for no header at all."""
@@ -51,8 +52,18 @@ class Authenticator:
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized("the Authorization header must be 'Bearer <token>'")
-        user = self._static_user(token.strip()) or await self._jwt_user(token.strip())
+        token = token.strip()
+        user = self._static_user(token) or self._remembered(token) or await self._jwt_user(token)
         return Identity(user, namespace_for(user, self.settings))
+
+    def _remembered(self, token: str) -> str | None:
+        found = self._verified.get(token)
+        if found is None:
+            return None
+        if found[1] <= time.time():
+            del self._verified[token]
+            return None
+        return found[0]
 
     def _static_user(self, token: str) -> str | None:
         for known, user in self._static.items():
@@ -78,6 +89,9 @@ class Authenticator:
         user = claims.get(s.jwt_user_claim)
         if not isinstance(user, str) or not user:
             raise Unauthorized(f"the token's {s.jwt_user_claim!r} claim does not name a user")
+        if len(self._verified) >= 10_000:
+            self._verified.clear()  # bounded memory; the next requests verify again
+        self._verified[token] = (user, float(claims["exp"]))
         return user
 
     async def _key(self, kid: str | None) -> jwt.PyJWK:

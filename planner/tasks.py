@@ -113,12 +113,16 @@ def read_note_task(body: Any, default_duration: int) -> NoteTask:
 
 
 def _startup(low: Any, high: Any) -> Range:
-    def parse(value: Any, field: str) -> int:
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and value == 0:
-            return 0
-        if str(value).strip() in ("0", "0s", "PT0S"):
-            return 0
-        return _checked(parse_duration, value, field, MAX_DURATION)
+    def parse(value: Any, field: str) -> int:  # zero is a fine startup ("at once")
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise BadRequest(field, "must be a duration")
+        try:
+            seconds = 0 if str(value).strip() == "0" else parse_duration(value, field)
+        except UnitError as e:
+            raise BadRequest(field, e.message) from None
+        if not 0 <= seconds <= MAX_DURATION:
+            raise BadRequest(field, "must be between 0 and a year")
+        return seconds
     lo = parse(low, "resources.minstartup") if low is not None else 0
     hi = parse(high, "resources.maxstartup") if high is not None else MAX_DURATION
     if hi < lo:

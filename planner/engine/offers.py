@@ -186,8 +186,13 @@ def size_at(cal: Calendar, low: Resources, high: Resources, flt: PodFilter, star
             return None
     best: Resources | None = None
     for node in candidates(cal, low, flt, descending=True):
-        if best is not None and min(node.free[0], high[0]) < best[0]:
-            break  # nodes are by free CPU: none further can offer more cores
+        if best is not None:
+            f = node.free
+            bound = (min(high[0], f[0]), min(high[1], f[1]), min(high[2], f[2]))
+            if bound[0] < best[0]:
+                break  # nodes are by free CPU: none further can offer more cores
+            if bound <= best[:3]:
+                continue  # even idle over the interval this node would offer no more
         free = node.free_over(start, end)
         if not low.fits(free):
             continue

@@ -1,0 +1,76 @@
+"""The load process of `make bench-planner`: CLIENTS concurrent clients asking POST /accepts
+for SECONDS over keep-alive connections. Prints one JSON line: answers, errors, latencies (ms).
+
+    python bench/planner_load.py <url> <token> <clients> <seconds>
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import sys
+import time
+
+import aiohttp
+
+
+def question(rng: random.Random) -> dict:
+    """A spread of sizes, lengths and start constraints, as a science platform would ask."""
+    cores = rng.choice([1, 2, 4, 8, 12])
+    memory = rng.choice([1, 2, 8, 16, 32])
+    hours = rng.choice([1, 2, 6, 24])
+    ask = {"tasktype": "uri://docker-container", "taskinfo": {"image": "registry.k8s.io/pause:3.10"},
+           "resources": {"mincores": cores, "maxcores": cores * 2, "minmemory": f"{memory}Gi",
+                         "maxmemory": f"{memory * 2}Gi", "minduration": f"{hours}h", "maxduration": f"{hours * 2}h"}}
+    if rng.random() < 0.5:
+        ask["resources"]["minstartup"] = f"{rng.randint(0, 48)}h"
+        ask["resources"]["maxstartup"] = f"{rng.randint(49, 96)}h"
+    return ask
+
+
+async def client(session: aiohttp.ClientSession, url: str, until: float, seed: int, out: dict) -> None:
+    rng = random.Random(seed)
+    bodies = [json.dumps(question(rng)) for _ in range(64)]
+    i = 0
+    while time.perf_counter() < until:
+        started = time.perf_counter()
+        try:
+            async with session.post(f"{url}/accepts", data=bodies[i % 64],
+                                    headers={"Content-Type": "application/json"}) as r:
+                body = await r.json()
+                ok = r.status == 200 and body.get("responseword") in ("YES", "NO")
+                why = f"HTTP {r.status}: {body.get('error')}" if not ok else None
+        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as e:
+            ok, why = False, f"{type(e).__name__}: {e}"
+        if why:
+            out.setdefault("why", {}).setdefault(why[:120], 0)
+            out["why"][why[:120]] += 1
+        out["latencies"].append((time.perf_counter() - started) * 1000)
+        out["answers" if ok else "errors"] += 1
+        i += 1
+
+
+async def run(url: str, token: str, clients: int, seconds: float) -> dict:
+    out = {"answers": 0, "errors": 0, "latencies": []}
+    connector = aiohttp.TCPConnector(limit=clients)
+    headers = {"Authorization": f"Bearer {token}"}
+    async with aiohttp.ClientSession(connector=connector, headers=headers,
+                                     timeout=aiohttp.ClientTimeout(total=30)) as session:
+        # Warm the connections and the planner's JWKS before the clock starts.
+        await asyncio.gather(*(client(session, url, time.perf_counter() + 0.5, 1000 + c, {"answers": 0, "errors": 0,
+                                                                                          "latencies": []})
+                               for c in range(clients)))
+        started = time.perf_counter()
+        until = started + seconds
+        await asyncio.gather(*(client(session, url, until, c, out) for c in range(clients)))
+        elapsed = time.perf_counter() - started
+    lat = sorted(out["latencies"])
+    return {"clients": clients, "answers_per_s": round(out["answers"] / elapsed, 1),
+            "p50_ms": round(lat[len(lat) // 2], 2) if lat else None,
+            "p99_ms": round(lat[min(len(lat) - 1, int(len(lat) * 0.99))], 2) if lat else None,
+            "errors": out["errors"], "answers": out["answers"], **({"error_kinds": out["why"]} if out.get("why") else {})}
+
+
+if __name__ == "__main__":
+    url, token, clients, seconds = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+    print(json.dumps(asyncio.run(run(url, token, clients, seconds))), flush=True)
