@@ -15,14 +15,18 @@ import aiohttp
 
 
 def question(rng: random.Random) -> dict:
-    """A spread of sizes, lengths and start constraints, as a science platform would ask."""
+    """A spread of sizes (1-12 cores up to twice that, 1-32 GiB up to twice that), lengths (1 h
+    to 2 days) and start constraints: 80 % within a minute, ten minutes or an hour, 20 % any
+    time in a window of the next four days."""
     cores = rng.choice([1, 2, 4, 8, 12])
     memory = rng.choice([1, 2, 8, 16, 32])
     hours = rng.choice([1, 2, 6, 24])
     ask = {"tasktype": "uri://docker-container", "taskinfo": {"image": "registry.k8s.io/pause:3.10"},
            "resources": {"mincores": cores, "maxcores": cores * 2, "minmemory": f"{memory}Gi",
                          "maxmemory": f"{memory * 2}Gi", "minduration": f"{hours}h", "maxduration": f"{hours * 2}h"}}
-    if rng.random() < 0.5:
+    if rng.random() < 0.8:  # most ask to start soon
+        ask["resources"]["maxstartup"] = rng.choice(["60s", "10m", "1h"])
+    else:  # some any time in the next days
         ask["resources"]["minstartup"] = f"{rng.randint(0, 48)}h"
         ask["resources"]["maxstartup"] = f"{rng.randint(49, 96)}h"
     return ask

@@ -16,7 +16,7 @@ Offer order (deterministic):
 """
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -193,8 +193,15 @@ def size_at(cal: Calendar, low: Resources, high: Resources, flt: PodFilter, star
                 break  # nodes are by free CPU: none further can offer more cores
             if bound <= best[:3]:
                 continue  # even idle over the interval this node would offer no more
-        free = node.free_over(start, end)
-        if not low.fits(free):
+        # node.free_over(start, end), unrolled: this loop may visit every node per query.
+        f, tl = node.free, node.timeline
+        times = tl.times
+        i = bisect_right(times, start) - 1
+        j = bisect_left(times, end, i + 1)
+        c = tl.cols
+        free = (f[0] - max(c[0][i:j]), f[1] - max(c[1][i:j]), f[2] - max(c[2][i:j]), f[3] - max(c[3][i:j]),
+                f[4] - max(c[4][i:j]))
+        if low[0] > free[0] or low[1] > free[1] or low[2] > free[2] or low[3] > free[3] or low[4] > free[4]:
             continue
         size = Resources(min(high[0], free[0]), min(high[1], free[1]), min(high[2], free[2]), low[3], low[4])
         if best is None or size[:3] > best[:3]:
