@@ -16,9 +16,11 @@ from xml.etree import ElementTree as ET
 from aiohttp import web
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from execplanner.operator.models import PlanSpec
+
 from .. import allowlist, tasks
 from ..cache import OWNER_ANNOTATION, UWS_LABEL
-from ..engine import UnitError, format_instant, parse_duration, parse_instant
+from ..engine import UnitError, format_duration, format_instant, parse_duration, parse_instant
 from ..identity import Identity
 from .common import Problem, base_url, caller, not_found, service, with_site_defaults
 from .kubeerrors import api_problem
@@ -155,7 +157,6 @@ class Job:
 
 def _estimate(svc, plan: dict[str, Any]) -> str | None:
     """When a job not yet booked would start, were it run now (nothing is booked)."""
-    from execplanner.operator.models import PlanSpec
     try:
         request = PlanSpec.model_validate(plan["spec"]).request()
     except (ValueError, UnitError):
@@ -352,14 +353,11 @@ async def post_job(request: web.Request) -> web.Response:
     if (params.get("ACTION") or [None])[0] == "DELETE":
         await _delete(request, job)
         raise _see(f"{base_url(request)}/uws/jobs")
-    if params.get("PHASE"):
-        await _set_phase(request, job, params["PHASE"][0])
-    if params.get("EXECUTIONDURATION"):
-        await _set_duration(request, job, params["EXECUTIONDURATION"][0])
-    if params.get("DESTRUCTION"):
-        await _set_destruction(request, job, params["DESTRUCTION"][0])
-    if not any(k in params for k in ("PHASE", "EXECUTIONDURATION", "DESTRUCTION")):
+    given = [name for name in SETTERS if params.get(name)]
+    if not given:
         raise Problem(400, "expected ACTION=DELETE, PHASE, EXECUTIONDURATION or DESTRUCTION", "ACTION")
+    for name in given:
+        await SETTERS[name][0](request, job, params[name][0])
     raise _see(job.href)
 
 
@@ -367,16 +365,6 @@ async def post_job(request: web.Request) -> web.Response:
 async def get_phase(request: web.Request) -> web.Response:
     job = await _job(request, await caller(request))
     return web.Response(text=job.phase, content_type="text/plain")
-
-
-@routes.post("/uws/jobs/{job}/phase")
-async def post_phase(request: web.Request) -> web.Response:
-    job = await _job(request, await caller(request))
-    params = await _params(request)
-    if not params.get("PHASE"):
-        raise Problem(400, "PHASE=RUN or PHASE=ABORT is expected", "PHASE")
-    await _set_phase(request, job, params["PHASE"][0])
-    raise _see(job.href)
 
 
 async def _set_phase(request: web.Request, job: Job, value: str) -> None:
@@ -391,28 +379,13 @@ async def _set_phase(request: web.Request, job: Job, value: str) -> None:
         patch, done = {"cancel": True}, (lambda p: p is None or (p.get("spec") or {}).get("cancel"))
     else:
         raise Problem(400, f"PHASE {value!r} cannot be requested (RUN or ABORT)", "PHASE")
-    try:
-        await svc.kube.patch_spec(job.namespace, job.id, patch)
-    except ApiException as e:
-        raise api_problem(e, f"job {job.id}") from None
-    # Answer once this replica's cache shows it, so the client's next GET sees the new phase.
-    await svc.cache.wait_plan((job.namespace, job.id), done, 5.0)
+    await _patch(svc, job, patch, done)
 
 
 @routes.get("/uws/jobs/{job}/executionduration")
 async def get_duration(request: web.Request) -> web.Response:
     job = await _job(request, await caller(request))
     return web.Response(text=str(job.duration()), content_type="text/plain")
-
-
-@routes.post("/uws/jobs/{job}/executionduration")
-async def post_duration(request: web.Request) -> web.Response:
-    job = await _job(request, await caller(request))
-    params = await _params(request)
-    if not params.get("EXECUTIONDURATION"):
-        raise Problem(400, "EXECUTIONDURATION=<seconds> is expected", "EXECUTIONDURATION")
-    await _set_duration(request, job, params["EXECUTIONDURATION"][0])
-    raise _see(job.href)
 
 
 async def _set_duration(request: web.Request, job: Job, value: str) -> None:
@@ -424,7 +397,6 @@ async def _set_duration(request: web.Request, job: Job, value: str) -> None:
         seconds = tasks.uws_duration(value, "EXECUTIONDURATION", svc.settings.uws_default_duration_seconds)
     except tasks.BadRequest as e:
         raise Problem(400, str(e), "EXECUTIONDURATION") from None
-    from ..engine import format_duration
     await _patch(svc, job, {"schedule": {"duration": {"min": format_duration(seconds), "max": None}}},
                  lambda p: (p.get("spec") or {}).get("schedule", {}).get("duration", {}).get("min")
                  == format_duration(seconds))
@@ -434,16 +406,6 @@ async def _set_duration(request: web.Request, job: Job, value: str) -> None:
 async def get_destruction(request: web.Request) -> web.Response:
     job = await _job(request, await caller(request))
     return web.Response(text=job.plan["spec"].get("destruction") or "", content_type="text/plain")
-
-
-@routes.post("/uws/jobs/{job}/destruction")
-async def post_destruction(request: web.Request) -> web.Response:
-    job = await _job(request, await caller(request))
-    params = await _params(request)
-    if not params.get("DESTRUCTION"):
-        raise Problem(400, "DESTRUCTION=<ISO 8601 time> is expected", "DESTRUCTION")
-    await _set_destruction(request, job, params["DESTRUCTION"][0])
-    raise _see(job.href)
 
 
 async def _set_destruction(request: web.Request, job: Job, value: str) -> None:
@@ -460,7 +422,26 @@ async def _patch(svc, job: Job, spec: dict[str, Any], done) -> None:
         await svc.kube.patch_spec(job.namespace, job.id, spec)
     except ApiException as e:
         raise api_problem(e, f"job {job.id}") from None
+    # Answer once this replica's cache shows it, so the client's next GET sees the change.
     await svc.cache.wait_plan((job.namespace, job.id), lambda p: p is None or done(p), 5.0)
+
+
+# The job's settable properties: POST <job>/<property> or POST <job> with the parameter.
+SETTERS = {"PHASE": (_set_phase, "PHASE=RUN or PHASE=ABORT"),
+           "EXECUTIONDURATION": (_set_duration, "EXECUTIONDURATION=<seconds>"),
+           "DESTRUCTION": (_set_destruction, "DESTRUCTION=<ISO 8601 time>")}
+
+
+@routes.post("/uws/jobs/{job}/{property:phase|executionduration|destruction}")
+async def post_property(request: web.Request) -> web.Response:
+    job = await _job(request, await caller(request))
+    params = await _params(request)
+    name = request.match_info["property"].upper()
+    setter, expected = SETTERS[name]
+    if not params.get(name):
+        raise Problem(400, f"{expected} is expected", name)
+    await setter(request, job, params[name][0])
+    raise _see(job.href)
 
 
 @routes.get("/uws/jobs/{job}/error")
