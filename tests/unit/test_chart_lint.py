@@ -48,6 +48,7 @@ NON_DEFAULT = {
                              "tokenSecret": {"name": "planner-tokens", "key": "tokens.csv"},
                              "anonymousAccepts": False},
                 "namespaces": {"template": "u-{user}", "map": {"alice": "team-a"}, "create": False},
+                "taskPodAnnotations": {"example.org/cost-centre": "astro-42"},
                 "offersetWaitSeconds": 2.5, "offersetDefaultCount": 5, "uwsDestructionDays": 3,
                 "uwsDefaultDurationSeconds": 7200, "maxWaitSeconds": 60, "maxBodyBytes": 10_000_000,
                 "service": {"type": "NodePort", "port": 8443}},
@@ -220,6 +221,7 @@ def test_rendered_values_load_through_the_settings_classes(helm: str, tmp_path: 
     assert (pl.jwt_issuer, pl.jwt_audience, pl.jwks_url, pl.jwt_user_claim, pl.anonymous_accepts) == \
         ("https://login.example.org", "xp", "https://login.example.org/jwks", "email", False)
     assert (pl.namespace_template, pl.namespace_map, pl.create_namespaces) == ("u-{user}", {"alice": "team-a"}, False)
+    assert pl.pod_annotations == {"example.org/cost-centre": "astro-42"}
     assert (pl.offerset_wait_seconds, pl.offerset_default_count, pl.uws_destruction_days,
             pl.uws_default_duration_seconds, pl.max_wait_seconds, pl.max_body_bytes, pl.horizon_days) == \
         (2.5, 5, 3, 7200, 60, 10_000_000, 14)
@@ -242,15 +244,16 @@ def test_rendered_values_load_through_the_settings_classes(helm: str, tmp_path: 
 
 # -- RBAC ------------------------------------------------------------------------------------
 
-def test_operator_rbac_is_deploy_operator_rbac_with_the_release_names(helm: str, tmp_path: Path):
-    """deploy/operator-rbac.yaml is the one source of truth: the chart renders its roles' rules
-    unchanged, with the release's names, bound to the chart's ServiceAccount."""
-    source = [d for d in yaml.safe_load_all((ROOT / "deploy" / "operator-rbac.yaml").read_text()) if d]
+@pytest.mark.parametrize("component", ["operator", "planner"])
+def test_rbac_is_deploys_with_the_release_names(helm: str, tmp_path: Path, component: str):
+    """deploy/<component>-rbac.yaml is the one source of truth: the chart renders its roles'
+    rules unchanged, with the release's names, bound to the chart's ServiceAccount."""
+    source = [d for d in yaml.safe_load_all((ROOT / "deploy" / f"{component}-rbac.yaml").read_text()) if d]
     docs = render(helm, tmp_path)
-    sa = f"{RELEASE}-execplanner-operator"
+    sa = f"{RELEASE}-execplanner-{component}"
 
     def renamed(name: str) -> str:
-        return sa + name.removeprefix("execplanner-operator")
+        return sa + name.removeprefix(f"execplanner-{component}")
 
     for doc in source:
         kind, name = doc["kind"], doc["metadata"]["name"]
@@ -262,25 +265,35 @@ def test_operator_rbac_is_deploy_operator_rbac_with_the_release_names(helm: str,
             assert out.get("aggregationRule") == doc.get("aggregationRule")
         else:
             ref = doc["roleRef"]
-            expect = renamed(ref["name"]) if ref["name"].startswith("execplanner-operator") else ref["name"]
+            expect = renamed(ref["name"]) if ref["name"].startswith(f"execplanner-{component}") else ref["name"]
             assert out["roleRef"] == {**ref, "name": expect}
             assert out["subjects"] == [{"kind": "ServiceAccount", "name": sa, "namespace": NAMESPACE}]
     assert one(docs, "ServiceAccount", sa)["metadata"]["namespace"] == NAMESPACE
     assert not find(docs, "Namespace")
 
 
-def test_planner_rbac_is_exactly_what_it_needs(helm: str, tmp_path: Path):
+# The most the planner service may ever be granted: read cluster state, read task logs, make a
+# user's namespace, and handle plans and runs for users (never their status, never Secrets).
+PLANNER_ENVELOPE = {
+    ("", "nodes"): {"get", "list", "watch"}, ("", "pods"): {"get", "list", "watch"},
+    ("", "resourcequotas"): {"get", "list", "watch"}, ("", "limitranges"): {"get", "list", "watch"},
+    ("", "pods/log"): {"get"}, ("", "namespaces"): {"get", "create"},
+    ("execplanner.io", "executionplans"): {"get", "list", "watch", "create", "patch", "delete"},
+    ("execplanner.io", "taskruns"): {"get", "list", "watch", "create", "patch", "delete"},
+}
+
+
+def test_planner_rbac_stays_within_its_envelope(helm: str, tmp_path: Path):
     docs = render(helm, tmp_path)
     name = f"{RELEASE}-execplanner-planner"
-    rules = {(g, r): set(rule["verbs"]) for rule in one(docs, "ClusterRole", name)["rules"]
-             for g in rule["apiGroups"] for r in rule["resources"]}
-    assert rules == {
-        ("", "nodes"): {"get", "list", "watch"}, ("", "pods"): {"get", "list", "watch"},
-        ("", "resourcequotas"): {"get", "list", "watch"}, ("", "limitranges"): {"get", "list", "watch"},
-        ("", "pods/log"): {"get"}, ("", "namespaces"): {"get", "create"},
-        ("execplanner.io", "executionplans"): {"get", "list", "watch", "create", "patch", "delete"},
-        ("execplanner.io", "taskruns"): {"get", "list", "watch", "create", "patch", "delete"},
-    }
+    roles = [r for r in find(docs, "ClusterRole") + find(docs, "Role")
+             if r["metadata"]["labels"]["app.kubernetes.io/component"] == "planner"]
+    assert [r["metadata"]["name"] for r in roles] == [name]
+    for rule in roles[0]["rules"]:
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                allowed = PLANNER_ENVELOPE.get((group, resource), set())
+                assert set(rule["verbs"]) <= allowed, f"the planner may {rule['verbs']} {group}/{resource}"
     binding = one(docs, "ClusterRoleBinding", name)
     assert binding["roleRef"]["name"] == name
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": name, "namespace": NAMESPACE}]
@@ -324,7 +337,7 @@ def test_package_carries_the_linked_files(helm: str, tmp_path: Path):
         packed = {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
     for path in sorted((ROOT / "crds").glob("*.yaml")):
         assert packed[f"execplanner/crds/{path.name}"] == path.read_bytes()
-    for name in ("operator-rbac.yaml", "priorityclasses.yaml"):
+    for name in ("operator-rbac.yaml", "planner-rbac.yaml", "priorityclasses.yaml"):
         assert packed[f"execplanner/files/{name}"] == (ROOT / "deploy" / name).read_bytes()
     assert "execplanner/values.schema.json" in packed and "execplanner/templates/NOTES.txt" in packed
 

@@ -68,44 +68,49 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 
 {{/*
-The operator's RBAC, translated from deploy/operator-rbac.yaml (files/operator-rbac.yaml is
-a symlink to it): that file is the one source of truth, used as is by `kubectl apply -f
-deploy/` and the tests, and rendered here with the release's names. Each ClusterRole, Role
-and their bindings keep their rules and roleRefs; names starting with "execplanner-operator"
-take the release's operator name in its place; the ServiceAccount execplanner-system/
-execplanner-operator becomes the chart's; the Namespace and ServiceAccount documents are
-skipped (helm's release namespace and serviceaccounts.yaml stand for them). Anything the
-translation does not know fails the render, so a change to the file is never dropped.
+The RBAC of a component (operator, planner), translated from deploy/<component>-rbac.yaml
+(files/<component>-rbac.yaml is a symlink to it): that file is the one source of truth,
+used as is by `kubectl apply -f deploy/` and the tests, and rendered here with the
+release's names. Each ClusterRole, Role and their bindings keep their rules and roleRefs;
+names starting with "execplanner-<component>" take the release's name for the component in
+its place; the ServiceAccount execplanner-system/execplanner-<component> becomes the
+chart's; the Namespace and ServiceAccount documents are skipped (helm's release namespace
+and serviceaccounts.yaml stand for them). Anything the translation does not know fails the
+render, so a change to the file is never dropped silently.
+Call with (list $ "operator") or (list $ "planner").
 */}}
-{{- define "execplanner.operatorRbac" -}}
-{{- $root := . }}
-{{- $operator := include "execplanner.operatorName" . }}
-{{- range $doc := regexSplit "(?m)^---[ \t]*$" ($.Files.Get "files/operator-rbac.yaml") -1 }}
+{{- define "execplanner.rbacFromDeploy" -}}
+{{- $root := index . 0 }}
+{{- $component := index . 1 }}
+{{- $file := printf "deploy/%s-rbac.yaml" $component }}
+{{- $source := printf "execplanner-%s" $component }}
+{{- $target := printf "%s-%s" (include "execplanner.fullname" $root) $component | trunc 63 | trimSuffix "-" }}
+{{- range $doc := regexSplit "(?m)^---[ \t]*$" ($root.Files.Get (printf "files/%s-rbac.yaml" $component)) -1 }}
 {{- $o := fromYaml $doc }}
 {{- if and $o $o.kind }}
 {{- if has $o.kind (list "Namespace" "ServiceAccount") }}
 {{- else if has $o.kind (list "ClusterRole" "Role" "ClusterRoleBinding" "RoleBinding") }}
-{{- $meta := dict "name" (include "execplanner.rbacName" (list $o.metadata.name $operator)) }}
+{{- $meta := dict "name" (include "execplanner.rbacName" (list $o.metadata.name $source $target $file)) }}
 {{- if $o.metadata.namespace }}
 {{- $_ := set $meta "namespace" (ternary $root.Release.Namespace $o.metadata.namespace (eq $o.metadata.namespace "execplanner-system")) }}
 {{- end }}
-{{- $_ := set $meta "labels" (merge (include "execplanner.labels" $root | fromYaml) (dict "app.kubernetes.io/component" "operator") ($o.metadata.labels | default dict)) }}
+{{- $_ := set $meta "labels" (merge (include "execplanner.labels" $root | fromYaml) (dict "app.kubernetes.io/component" $component) ($o.metadata.labels | default dict)) }}
 {{- with $o.metadata.annotations }}
 {{- $_ := set $meta "annotations" . }}
 {{- end }}
 {{- $out := omit $o "metadata" "apiVersion" "kind" }}
 {{- if $o.roleRef }}
-{{- if hasPrefix "execplanner-operator" $o.roleRef.name }}{{/* a role of this file; any other (a built-in one) is kept */}}
-{{- $_ := set $out "roleRef" (merge (dict "name" (include "execplanner.rbacName" (list $o.roleRef.name $operator))) $o.roleRef) }}
+{{- if hasPrefix $source $o.roleRef.name }}{{/* a role of this file; any other (a built-in one) is kept */}}
+{{- $_ := set $out "roleRef" (merge (dict "name" (include "execplanner.rbacName" (list $o.roleRef.name $source $target $file))) $o.roleRef) }}
 {{- end }}
 {{- end }}
 {{- if hasKey $o "subjects" }}
 {{- $subjects := list }}
 {{- range $s := $o.subjects }}
-{{- if and (eq $s.kind "ServiceAccount") (eq $s.name "execplanner-operator") (eq $s.namespace "execplanner-system") }}
-{{- $subjects = append $subjects (dict "kind" "ServiceAccount" "name" $operator "namespace" $root.Release.Namespace) }}
+{{- if and (eq $s.kind "ServiceAccount") (eq $s.name $source) (eq $s.namespace "execplanner-system") }}
+{{- $subjects = append $subjects (dict "kind" "ServiceAccount" "name" $target "namespace" $root.Release.Namespace) }}
 {{- else }}
-{{- fail (printf "deploy/operator-rbac.yaml: %s %s binds %s %s/%s, which the chart cannot translate" $o.kind $o.metadata.name $s.kind ($s.namespace | default "") $s.name) }}
+{{- fail (printf "%s: %s %s binds %s %s/%s, which the chart cannot translate" $file $o.kind $o.metadata.name $s.kind ($s.namespace | default "") $s.name) }}
 {{- end }}
 {{- end }}
 {{- $_ := set $out "subjects" $subjects }}
@@ -117,19 +122,19 @@ metadata:
 {{- toYaml $meta | nindent 2 }}
 {{ toYaml $out }}
 {{- else }}
-{{- fail (printf "deploy/operator-rbac.yaml: the chart does not know how to render a %s (%s)" $o.kind $o.metadata.name) }}
+{{- fail (printf "%s: the chart does not know how to render a %s (%s)" $file $o.kind $o.metadata.name) }}
 {{- end }}
 {{- end }}
 {{- end }}
 {{- end }}
 
-{{/* (list NAME OPERATOR): NAME with its "execplanner-operator" prefix replaced by OPERATOR. */}}
+{{/* (list NAME SOURCE TARGET FILE): NAME with its SOURCE prefix replaced by TARGET. */}}
 {{- define "execplanner.rbacName" -}}
 {{- $name := index . 0 }}
-{{- $operator := index . 1 }}
-{{- if hasPrefix "execplanner-operator" $name }}
-{{- printf "%s%s" $operator (trimPrefix "execplanner-operator" $name) | trunc 63 | trimSuffix "-" }}
+{{- $source := index . 1 }}
+{{- if hasPrefix $source $name }}
+{{- printf "%s%s" (index . 2) (trimPrefix $source $name) | trunc 63 | trimSuffix "-" }}
 {{- else }}
-{{- fail (printf "deploy/operator-rbac.yaml: the name %q does not start with execplanner-operator" $name) }}
+{{- fail (printf "%s: the name %q does not start with %s" (index . 3) $name $source) }}
 {{- end }}
 {{- end }}
