@@ -67,10 +67,21 @@ def operator_kubeconfig(kubeconfig: str, tmp_path_factory: pytest.TempPathFactor
     return str(path)
 
 
+_shared: OperatorProcess | None = None
+
+
 @pytest.fixture(scope="session")
 def operator(operator_kubeconfig: str, tmp_path_factory: pytest.TempPathFactory):
     """The shared operator: hold lead 2 s, offers expire after 8 s, revoke policy Replan, the
-    cluster's helm, allowlists (ALLOWED_REGISTRIES, ALLOWED_CHART_REPOSITORIES)."""
+    cluster's helm, allowlists (ALLOWED_REGISTRIES, ALLOWED_CHART_REPOSITORIES).
+
+    One per test session, however many modules import this fixture: pytest makes a fixture
+    imported into several modules once per module, and two operators would both act on
+    every plan (two helm installs of one release, two bookings)."""
+    global _shared
+    if _shared is not None:
+        yield _shared
+        return
     workdir = tmp_path_factory.mktemp("operator")
     handle = OperatorProcess(Path(operator_kubeconfig), workdir / "operator.log", {
         "EXECPLANNER_HOLD_LEAD_SECONDS": str(HOLD_LEAD_SECONDS),
@@ -82,8 +93,12 @@ def operator(operator_kubeconfig: str, tmp_path_factory: pytest.TempPathFactory)
         "EXECPLANNER_ALLOWED_CHART_REPOSITORIES": json.dumps(ALLOWED_CHART_REPOSITORIES),
     })
     handle.start()
-    yield handle
-    handle.stop()
+    _shared = handle
+    try:
+        yield handle
+    finally:
+        _shared = None
+        handle.stop()
 
 
 @pytest.fixture
