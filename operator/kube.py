@@ -77,7 +77,7 @@ async def delete(kind: str, namespace: str, name: str) -> None:
         elif kind == "Job":
             await batch().delete_namespaced_job(name, namespace, body=body)
         elif kind == "ExecutionPlan":
-            await custom().delete_namespaced_custom_object(GROUP, VERSION, PLANS, namespace, name, body=body)
+            await custom().delete_namespaced_custom_object(GROUP, VERSION, namespace, PLANS, name, body=body)
         else:
             raise ValueError(f"kube.delete does not remove {kind}")
     except ApiException as e:

@@ -122,7 +122,16 @@ class Plan:
 
 async def reconcile(body: Mapping[str, Any], st: State) -> float | None:
     """Take the plan's next step. Returns the seconds until the clock alone would call for
-    another step, or None when there is nothing left to do (a terminal phase)."""
+    another step, or None when there is nothing left to do: a terminal phase, and no
+    destruction time still to come (a plan that has one is deleted then, whatever its phase)."""
+    delay = await _step(body, st)
+    destruction = _destruction(body)
+    if delay is None and destruction is not None and not body["metadata"].get("deletionTimestamp"):
+        return max(destruction - _now(), 1.0)  # (just deleted: look again once the watch has seen it)
+    return delay
+
+
+async def _step(body: Mapping[str, Any], st: State) -> float | None:
     plan = Plan(body, st)
     if body["metadata"].get("deletionTimestamp"):
         return None  # deleted(): releases it
@@ -132,7 +141,7 @@ async def reconcile(body: Mapping[str, Any], st: State) -> float | None:
         return None
     if plan.phase in TERMINAL:
         await cleanup(plan)
-        return None if destruction is None else destruction - _now()
+        return None
     try:
         spec = PlanSpec.model_validate(body.get("spec") or {})
         spec.check_units()  # units are checked here, once, with the field named
@@ -155,7 +164,7 @@ async def reconcile(body: Mapping[str, Any], st: State) -> float | None:
     if spec.suspend and plan.phase == "Pending":
         if plan.status.get("phase") != "Pending" or plan.status.get("message") != SUSPENDED:
             await plan.transition("Pending", "Suspended", SUSPENDED, event=False)
-        return 3600.0 if destruction is None else destruction - _now()  # woken by the spec's change
+        return 3600.0 if destruction is None else min(3600.0, destruction - _now())  # woken by the spec's change
     step = {"Pending": _pending, "Offered": _offered, "Booked": _booked, "Starting": _running, "Running": _running}
     return await step[plan.phase](plan, spec)
 
