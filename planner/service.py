@@ -12,6 +12,7 @@ import sys
 from aiohttp import web
 
 from .cache import Cache
+from .chartsize import ChartSizer
 from .http.app import make_app
 from .http.common import Service
 from .identity import Authenticator
@@ -40,7 +41,8 @@ async def build(settings: PlannerSettings) -> Service:
     cache = Cache(api, settings.horizon_days)
     metrics = Metrics(cache_age=lambda: cache.age() if cache.synced else -1,
                       nodes=lambda: len(cache.calendar.nodes), bookings=lambda: len(cache.calendar.bookings))
-    return Service(settings=settings, cache=cache, auth=Authenticator(settings), kube=Kube(api), metrics=metrics)
+    return Service(settings=settings, cache=cache, auth=Authenticator(settings), kube=Kube(api), metrics=metrics,
+                   charts=ChartSizer())
 
 
 async def serve(settings: PlannerSettings, ready: asyncio.Event | None = None) -> None:

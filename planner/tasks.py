@@ -263,7 +263,7 @@ def _validate(spec: dict[str, Any]) -> PlanSpec:
     """The operator's own reading of the spec, so nothing the service accepts is refused later."""
     try:
         model = PlanSpec.model_validate(spec)
-        model.request()
+        model.check_units()
     except UnitError as e:
         raise BadRequest(e.field, e.message) from None
     except ValueError as e:  # pydantic

@@ -5,12 +5,13 @@ Answered from the live cache with the engine; nothing is booked. Anonymous calle
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
 from aiohttp import web
 
-from .. import allowlist, tasks
+from .. import allowlist, charts, chartsize, tasks
 from ..engine import OfferResult, format_cpu, format_duration, format_instant, format_memory
 from .common import Problem, answer, base_url, caller, read_body, service
 
@@ -47,11 +48,19 @@ async def accepts_task(request: web.Request) -> web.Response:
     refused = _refused(task)
     now = int(time.time())
     namespace = who.namespace if who else None
+    question, footprint = tasks.note_request(task, now), None
+    if not refused and task.tasktype == tasks.NOTE_HELM:
+        try:  # a chart's footprint (every pod it would create) is what is planned, per node
+            footprint = await svc.charts.footprint(svc.cache.calendar, _chart_ref(task), _values(task),
+                                                   namespace or "default")
+            question = dataclasses.replace(question, pods=footprint.pod_requests())
+        except chartsize.Refused as e:
+            refused = str(e)
     if refused:
         result = OfferResult([], [])
         reasons = [refused]
     else:
-        result = svc.cache.calendar.offers(tasks.note_request(task, now), now, count=1, namespace=namespace)
+        result = svc.cache.calendar.offers(question, now, count=1, namespace=namespace)
         reasons = [r.message for r in result.reasons] or (["no offer fits"] if not result.offers else [])
     body: dict[str, Any] = {**_word(bool(result.offers)), "tasktype": task.tasktype,
                             "servicetype": SERVICE_TYPES[task.tasktype],
@@ -60,6 +69,11 @@ async def accepts_task(request: web.Request) -> web.Response:
                  "minmemory": format_memory(task.memory.min), "maxmemory": format_memory(task.memory.max),
                  "minduration": format_duration(task.duration.min), "maxduration": format_duration(task.duration.max),
                  "minstartup": format_duration(task.startup.min), "maxstartup": format_duration(task.startup.max)}
+    if footprint is not None:  # the chart decides its size
+        t = footprint.total
+        resources.update(mincores=format_cpu(t.cpu), maxcores=format_cpu(t.cpu), minmemory=format_memory(t.memory),
+                         maxmemory=format_memory(t.memory))
+        body["footprint"] = footprint.describe()
     if result.offers:
         offer = result.offers[0]
         resources.update(maxcores=format_cpu(offer.cpu), maxmemory=format_memory(offer.memory),
@@ -84,6 +98,19 @@ def _refused(task: tasks.NoteTask) -> str | None:
         return allowlist.image_allowed(str(task.taskinfo["image"]))
     repository = task.taskinfo.get("repository")
     return allowlist.chart_allowed(str(task.taskinfo["chart"]), str(repository) if repository else None)
+
+
+def _chart_ref(task: tasks.NoteTask) -> charts.ChartRef:
+    info = task.taskinfo
+    return charts.ChartRef(str(info["chart"]), str(info["repository"]) if info.get("repository") else None,
+                           str(info["version"]) if info.get("version") else None)
+
+
+def _values(task: tasks.NoteTask) -> dict[str, Any]:
+    values = task.taskinfo.get("values") or {}
+    if not isinstance(values, dict):
+        raise Problem(400, "must be an object (the chart's values)", "taskinfo.values")
+    return values
 
 
 def _word(yes: bool) -> dict[str, str]:

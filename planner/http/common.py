@@ -11,6 +11,7 @@ import yaml
 from aiohttp import web
 
 from ..cache import Cache
+from ..chartsize import ChartSizer
 from ..identity import Authenticator, Identity, Unauthorized
 from ..kube import Kube
 from ..metrics import Metrics
@@ -26,6 +27,7 @@ class Service:
     auth: Authenticator
     kube: Kube
     metrics: Metrics
+    charts: ChartSizer
 
 
 SERVICE = web.AppKey("service", Service)

@@ -205,6 +205,7 @@ def planner(directory: Path, **env: str) -> Planner:
     """Install what the planner needs and return it, ready to start with its own identity."""
     install()
     kubeconfig = service_account_kubeconfig(directory, *PLANNER_SA)
+    env = {"EXECPLANNER_HELM": cluster().helm, **env}  # the cluster's own helm, to size charts
     return Planner(kubeconfig, directory / "planner.log", {k: str(v) for k, v in env.items()})
 
 

@@ -17,6 +17,7 @@ import pytest
 import requests
 import yaml
 
+from .chart_repo_fixture import chart_repo  # noqa: F401  (fixture)
 from .conftest import kubectl, wait_until
 from .planner_fixture import (  # noqa: F401  (fixtures, found by name)
     MAX_WAIT,
@@ -115,6 +116,26 @@ def test_accepts_takes_live_bookings_into_account(planner, tokens, users):
     assert "cpu" in answer["reponseinfo"]["reasons"][0]["text"], answer
     now_answer = requests.post(f"{url}/accepts", json=ask("0s", "10s"), headers=h).json()
     assert now_answer["responseword"] == "YES", f"a minute-long run fits now, before the bookings: {now_answer}"
+
+
+def test_accepts_sizes_helm_charts_by_their_footprint(planner, chart_repo):
+    """uri://kubernetes-helm: the chart is rendered and each of its pods planned per node."""
+    url = planner.url
+    ask = lambda chart: {"tasktype": "uri://kubernetes-helm",  # noqa: E731
+                         "taskinfo": {"chart": chart, "repository": chart_repo, "version": "0.1.0"},
+                         "resources": {"minduration": "9h"}}
+    spread = requests.post(f"{url}/accepts", json=ask("spread")).json()
+    # Three pods of 10 cores: no 16-core node holds two, together they fit on three nodes.
+    assert spread["responseword"] == "YES", spread
+    assert spread["servicetype"] == "uri://kubernetes-helm" and spread["serviceinfo"]["endpoint"].endswith("/offersets")
+    assert spread["resources"]["mincores"] == "30" and "3 pod(s)" in spread["footprint"], spread
+    assert len(spread["nodes"]) == 3, spread
+    gaia = requests.post(f"{url}/accepts", json=ask("gaia")).json()  # 220 cores, 360G for 9 h
+    assert gaia["responseword"] == "NO", gaia
+    reasons = " ".join(r["text"] for r in gaia["reponseinfo"]["reasons"])
+    assert "cpu" in reasons, reasons
+    broken = requests.post(f"{url}/accepts", json=ask("broken")).json()
+    assert broken["responseword"] == "NO" and "render" in broken["reponseinfo"]["reasons"][0]["text"], broken
 
 
 # -- bad input ----------------------------------------------------------------------------------
