@@ -33,6 +33,7 @@ from .state import State
 
 TERMINAL = ("Completed", "Failed", "Rejected", "Expired", "Cancelled")
 FINALIZER = "execplanner.io/finalizer"  # kopf's, for the plan's daemon (see handlers.startup)
+LEGACY_FINALIZERS = ("kopf.execplanner.io/daemons",)  # what operators before 0.1.0 put on plans
 # Events are named after the phase entered (what people filter on); the condition keeps the
 # detailed reason (Unsatisfiable, TimeLimitExceeded, ...).
 EVENT_REASON = {"Pending": "Replanning", "Offered": "Offered", "Booked": "Booked", "Starting": "Started",
@@ -408,6 +409,10 @@ async def deleted(body: Mapping[str, Any], st: State) -> None:
         await kube.delete("Job", plan.namespace, seen.job.name)
     await cleanup(plan)
     st.forget(plan.uid)
+    finalizers = body["metadata"].get("finalizers") or []
+    if any(f in LEGACY_FINALIZERS for f in finalizers):  # left by an older operator: nothing else lifts them
+        await kube.patch_meta(kube.PLANS, plan.namespace, plan.name,
+                              {"finalizers": [f for f in finalizers if f not in LEGACY_FINALIZERS]})
 
 
 def _destruction(body: Mapping[str, Any]) -> int | None:

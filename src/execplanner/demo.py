@@ -1,35 +1,48 @@
-"""`make demo`: the main job end to end, on the local control plane.
+"""`make demo`: the whole story, on the local control plane.
 
-What it shows grows with the project. Today: the fake nodes Ready with their capacity; the
-planning engine answering "can I run this, and when?" from the cluster's live nodes and
-pods; then the operator, running with its own restricted credentials, taking the example
-plans from examples/: one that runs now, one booked for a minute ahead (placeholders hold
-its capacity, then its task replaces them), one too big and refused with the reason, and
-one whose offers are held until accepted.
+1. The fake nodes (kwok), Ready with their capacity.
+2. execplanner installed by its own helm chart (helm/execplanner). Its pods land on the
+   kwok nodes, where nothing really runs, so the operator and the planner then run from this
+   checkout with the chart's ServiceAccount tokens and the settings the chart gave them.
+3. A scientist's questions over HTTP (IVOA /accepts), through the `execplanner` CLI with a
+   bearer token from the development issuer.
+4. The examples of examples/ submitted with kubectl: a container plan that runs now, one
+   booked for a window a minute ahead (placeholder pods hold its capacity until then), one
+   too big and refused with the reason, and a helm-chart task (examples/charts/skymap,
+   served from a chart repository on loopback) planned pod by pod.
+5. The calendar, the runs completing, a UWS job run over HTTP with its log, and where to
+   look next.
 """
 from __future__ import annotations
 
 import re
+import subprocess
 import sys
 import tempfile
+import threading
 import time
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import yaml
-
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from execplanner import localrun
+from execplanner import cli, devidentity, localrun
 from execplanner.planner import feed
-from execplanner.planner.engine import (Calendar, OfferResult, Range, Request, format_cpu, format_duration,
-                                        format_instant, format_memory, parse_cpu, parse_duration, parse_memory)
+from execplanner.planner.engine import format_instant
 
 ROOT = Path(__file__).resolve().parents[2]
+RELEASE, SYSTEM_NS = "xp-demo", "execplanner-system"
+USER, DEMO_NS = "alice", "execplanner-demo"
+CHART_REPO_PORT = 8879
+GROUP, VERSION, PLURAL = "execplanner.io", "v1alpha1", "executionplans"
+EXAMPLES = ("plan-now", "plan-later", "plan-too-big", "plan-helm-local")
 
 
 def heading(text: str) -> None:
-    print(f"\n\033[1m== {text}\033[0m")
+    print(f"\n\033[1m== {text}\033[0m", flush=True)
 
 
 def table(rows: list[list[str]]) -> None:
@@ -38,77 +51,33 @@ def table(rows: list[list[str]]) -> None:
         print("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)))
 
 
-def show_answer(question: str, result: OfferResult) -> None:
-    print(f"\n  ? {question}")
-    if not result.offers:
-        print("    NO: " + "; ".join(r.message for r in result.reasons))
-        return
-    for i, o in enumerate(result.offers, 1):
-        nodes = ", ".join(sorted({a.node for a in o.assignments}))
-        print(f"    YES #{i}: start {format_instant(o.start)}, {format_cpu(o.cpu)} cores, "
-              f"{format_memory(o.memory)}, {o.gpu} GPU, for {format_duration(o.duration)} on {nodes}")
+def indented(text: str) -> None:
+    print("  " + text.rstrip("\n").replace("\n", "\n  "), flush=True)
 
 
-def main() -> int:
-    kubeconfig = localrun.cluster().kubeconfig
-    heading("CRDs, PriorityClasses and the operator's RBAC")
-    localrun.install()
-    print("  installed")
+class ChartRepo:
+    """examples/charts packaged, with an index.yaml, served on 127.0.0.1:8879."""
 
-    api = config.new_client_from_config(config_file=kubeconfig)
-    core = client.CoreV1Api(api)
-    heading("Nodes (kwok), as the API server reports them")
-    nodes = api.sanitize_for_serialization(core.list_node())["items"]
-    rows = [["NAME", "READY", "CPU", "MEMORY", "GPU", "PODS"]]
-    for n in nodes:
-        alloc = n["status"]["allocatable"]
-        rows.append([n["metadata"]["name"], "Ready" if feed.node_ready(n) else "NotReady", alloc["cpu"],
-                     alloc["memory"], alloc.get("nvidia.com/gpu", "0"), alloc["pods"]])
-    table(rows)
+    def __init__(self, directory: Path) -> None:
+        url = f"http://127.0.0.1:{CHART_REPO_PORT}"
+        helm = localrun.cluster().helm
+        for chart in sorted((ROOT / "examples" / "charts").iterdir()):
+            subprocess.run([helm, "package", str(chart), "-d", str(directory)], check=True, capture_output=True)
+        subprocess.run([helm, "repo", "index", str(directory), "--url", url], check=True, capture_output=True)
 
-    heading("The planning engine, fed the live nodes and pods")
-    cal = Calendar()
-    for n in nodes:
-        feed.apply_node(cal, n)
-    for p in api.sanitize_for_serialization(core.list_pod_for_all_namespaces())["items"]:
-        feed.apply_pod(cal, p)
-    now = int(time.time())
+        class Quiet(SimpleHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+        try:
+            self.server = ThreadingHTTPServer(("127.0.0.1", CHART_REPO_PORT), partial(Quiet, directory=str(directory)))
+        except OSError as e:
+            raise SystemExit(f"make demo: port {CHART_REPO_PORT} (the example chart repository) is taken: {e}")
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = url
 
-    def ask(question: str, cores: str, memory: str, duration: str, gpus: int = 0,
-            max_cores: str | None = None, max_duration: str | None = None) -> None:
-        req = Request(cpu=Range.of(parse_cpu(cores, "cores"), parse_cpu(max_cores or cores, "cores")),
-                      memory=Range.of(parse_memory(memory, "memory")), gpu=Range.of(gpus),
-                      duration=Range.of(parse_duration(duration, "duration"),
-                                        parse_duration(max_duration or duration, "duration")))
-        show_answer(question, cal.offers(req, now, count=2))
-
-    ask("2 to 8 cores, 4Gi, for 30m to 2h, as soon as possible", "2", "4Gi", "30m", max_cores="8", max_duration="2h")
-    ask("2 GPUs, 4 cores, 16Gi, for 1h", "4", "16Gi", "1h", gpus=2)
-    ask("64 cores on one node, for 1h", "64", "64Gi", "1h")
-
-    # Book every node nearly full for the next hour (in the engine only), then ask again:
-    # the answer moves to the instant those bookings end, exactly, not on a minute grid.
-    for name, node in sorted(cal.nodes.items()):
-        size = node.free._replace(cpu=node.free.cpu - 2000, memory=node.free.memory // 2, gpu=0, pods=1, ephemeral=0)
-        cal.book(f"demo-{name}", "demo", [(name, size)], now, now + 3600 + 17)
-    print("\n  (booked every node but 2 cores for the next 1h0m17s, in the engine only)")
-    ask("1 to 12 cores, 8Gi, for 1h", "1", "8Gi", "1h", max_cores="12")
-    ask("12 cores, 8Gi, for 1h", "12", "8Gi", "1h")
-    assert not cal.check_invariant()
-
-    run_operator(api, kubeconfig)
-
-    heading("Next")
-    print(f"  export KUBECONFIG={kubeconfig}")
-    print(f"  kubectl -n {DEMO_NS} get xp,tr,jobs,pods     the demo's plans, runs and pods")
-    print(f"  kubectl -n {DEMO_NS} describe xp plan-too-big  why it was refused (status and events)")
-    print("  kubectl explain executionplan.spec          every field, documented")
-    print("  make operator / make test / make cluster-down")
-    return 0
-
-
-DEMO_NS = "execplanner-demo"
-GROUP, VERSION, PLURAL = "execplanner.io", "v1alpha1", "executionplans"
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 def example(name: str, now: int) -> dict:
@@ -119,60 +88,124 @@ def example(name: str, now: int) -> dict:
     return body
 
 
-def run_operator(api: client.ApiClient, kubeconfig: str) -> None:
-    heading("The operator, with its own ServiceAccount's credentials")
+def main() -> int:
+    workdir = Path(tempfile.mkdtemp(prefix="execplanner-demo-"))
+    kubeconfig = localrun.cluster().kubeconfig
+    api = config.new_client_from_config(config_file=kubeconfig)
     core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
-    op = localrun.operator(Path(tempfile.mkdtemp(prefix="execplanner-demo-")), EXECPLANNER_HOLD_LEAD_SECONDS=20)
+
+    heading("1. The local control plane's nodes (kwok), as the API server reports them")
+    nodes = api.sanitize_for_serialization(core.list_node())["items"]
+    rows = [["NAME", "READY", "CPU", "MEMORY", "GPU"]]
+    for n in sorted(nodes, key=lambda n: n["metadata"]["name"]):
+        alloc = n["status"]["allocatable"]
+        rows.append([n["metadata"]["name"], "Ready" if feed.node_ready(n) else "NotReady", alloc["cpu"],
+                     alloc["memory"], alloc.get("nvidia.com/gpu", "0")])
+    table(rows)
+
+    heading("2. execplanner installed by its chart: helm upgrade --install xp-demo helm/execplanner")
+    jwks = localrun.JwksServer(devidentity.jwks(devidentity.private_key()))
+    repo = ChartRepo(workdir / "charts")
+    values = {
+        "priorityClasses": {"create": True, "hold": f"{RELEASE}-hold", "task": f"{RELEASE}-task"},
+        "operator": {"holdLeadSeconds": 20},
+        "planner": {"identity": {"jwtIssuer": devidentity.ISSUER, "jwtAudience": devidentity.AUDIENCE,
+                                 "jwksUrl": jwks.url},
+                    "namespaces": {"map": {USER: DEMO_NS}},
+                    "taskPodAnnotations": {"pod-complete.stage.kwok.x-k8s.io/delay": "5s"}},
+        "allowedChartRepositories": [repo.url],
+    }
+    localrun.install()  # the CRDs as this checkout has them (helm installs crds/ only when they are absent)
+    localrun.install_chart(RELEASE, SYSTEM_NS, values, workdir)
+    indented(localrun.kubectl("-n", SYSTEM_NS, "get", "deployments,pods", "-l",
+                              f"app.kubernetes.io/instance={RELEASE}", "-o", "wide"))
+    print("  (kwok nodes run no containers: the two processes run from this checkout instead, with the\n"
+          "   chart's ServiceAccount tokens and the settings of its Deployments)")
+    op, pl = localrun.from_chart(RELEASE, SYSTEM_NS, workdir)
     op.start()
-    print(f"  running (log: {op.log_path})")
+    pl.start()
+    print(f"  operator: running (log {op.log_path})\n  planner:  {pl.url} (log {pl.log_path})")
+    token = devidentity.mint(devidentity.private_key(), USER)
+    http = ["--url", pl.url, "--token", token]
+
     try:
-        try:
-            core.create_namespace({"metadata": {"name": DEMO_NS}})
-        except ApiException as e:
-            if e.status != 409:
-                raise
-        custom.delete_collection_namespaced_custom_object(GROUP, VERSION, DEMO_NS, PLURAL)  # an earlier demo's
-        _wait(lambda: not custom.list_namespaced_custom_object(GROUP, VERSION, DEMO_NS, PLURAL)["items"], 60)
+        heading(f"3. Questions over HTTP (IVOA /accepts), as {USER}: execplanner ask ...")
+        for args in (["--image", "busybox:1.36", "--cores", "2-8", "--memory", "4Gi", "--duration", "30m-2h"],
+                     ["--image", "busybox:1.36", "--cores", "64", "--memory", "64Gi", "--duration", "1h"],
+                     ["--chart", "skymap", "--repository", repo.url, "--chart-version", "0.1.0",
+                      "--duration", "2m"]):
+            print(f"\n  $ execplanner ask {' '.join(args)}", flush=True)
+            cli.main(["ask", *args, *http])
+
+        heading("4. The examples, submitted with kubectl apply -n execplanner-demo")
+        _fresh(core, custom)
         now = int(time.time())
-        for name in ("plan-now", "plan-later", "plan-too-big", "plan-manual"):
+        for name in EXAMPLES:
             custom.create_namespaced_custom_object(GROUP, VERSION, DEMO_NS, PLURAL, example(name, now))
-        print(f"  submitted plan-now, plan-later (window opens {format_instant(now + 60)}), plan-too-big, plan-manual")
-        accepted = False
-        deadline = time.monotonic() + 180
-        last = ""
-        while time.monotonic() < deadline:
-            plans = {p["metadata"]["name"]: p for p in
-                     custom.list_namespaced_custom_object(GROUP, VERSION, DEMO_NS, PLURAL)["items"]}
-            phase = {n: (p.get("status") or {}).get("phase", "Pending") for n, p in plans.items()}
-            if phase.get("plan-manual") == "Offered" and not accepted:
-                offers = plans["plan-manual"]["status"]["offers"]
-                custom.patch_namespaced_custom_object(GROUP, VERSION, DEMO_NS, PLURAL, "plan-manual",
-                                                      {"spec": {"acceptedOffer": offers[0]["id"]}})
-                print(f"  plan-manual: {len(offers)} offer(s) held; accepting offer {offers[0]['id']}")
-                accepted = True
-            holds = [p.metadata.name for p in core.list_namespaced_pod(
-                DEMO_NS, label_selector="execplanner.io/role=placeholder").items]
-            line = "  " + "  ".join(f"{n}={phase[n]}" for n in sorted(phase)) + (f"  holds={holds}" if holds else "")
-            if line != last:
-                print(f"  {time.strftime('%H:%M:%S')}{line}")
-                last = line
-            if phase.get("plan-now") == "Completed" and phase.get("plan-later") == "Completed":
-                break
-            time.sleep(1)
-        print()
-        print("  " + localrun.kubectl("-n", DEMO_NS, "get", "xp,tr").replace("\n", "\n  "))
+        print(f"  plan-now, plan-later (its window opens {format_instant(now + 60)}), plan-too-big, plan-helm-local")
+        _follow(core, custom, until=time.monotonic() + 240, calendar_args=http)
+
+        heading("5. The runs")
+        indented(localrun.kubectl("-n", DEMO_NS, "get", "xp,tr"))
         refused = custom.get_namespaced_custom_object(GROUP, VERSION, DEMO_NS, PLURAL, "plan-too-big")["status"]
-        print(f"  plan-too-big was refused: {refused.get('message')}")
+        print(f"\n  plan-too-big was refused: {refused.get('message')}")
+        print("\n  $ execplanner run --image busybox:1.36 --cores 1 --duration 1m -- echo hello   (a UWS job)",
+              flush=True)
+        cli.main(["run", "--image", "busybox:1.36", "--cores", "1", "--duration", "1m", *http, "--", "echo", "hello"])
     finally:
+        pl.stop()
         op.stop()
+        repo.close()
+        jwks.close()
+
+    heading("Next")
+    print(f"  export KUBECONFIG={kubeconfig}")
+    print(f"  kubectl -n {DEMO_NS} get xp,tr,jobs,pods        the demo's plans, runs and pods")
+    print(f"  kubectl -n {DEMO_NS} describe xp plan-too-big   why it was refused (status and events)")
+    print("  make operator & make planner & TOKEN=$(make -s token USER=alice)   then: execplanner --token $TOKEN ...")
+    print("  README.md: the operator, the planner's HTTP API (IVOA), the CLI, installing with helm")
+    print("\nDone. Next: read README.md, or run `make test`.")
+    return 0
 
 
-def _wait(predicate, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while not predicate():
+def _fresh(core: client.CoreV1Api, custom: client.CustomObjectsApi) -> None:
+    """The demo's namespace, without an earlier demo's plans."""
+    try:
+        core.create_namespace({"metadata": {"name": DEMO_NS}})
+    except ApiException as e:
+        if e.status != 409:
+            raise
+    custom.delete_collection_namespaced_custom_object(GROUP, VERSION, DEMO_NS, PLURAL)
+    deadline = time.monotonic() + 60
+    while custom.list_namespaced_custom_object(GROUP, VERSION, DEMO_NS, PLURAL)["items"]:
         if time.monotonic() > deadline:
-            raise TimeoutError("the demo's earlier plans were not removed")
+            raise SystemExit("make demo: an earlier demo's plans were not removed within a minute")
         time.sleep(0.5)
+
+
+def _follow(core: client.CoreV1Api, custom: client.CustomObjectsApi, until: float, calendar_args: list[str]) -> None:
+    """Print each change of the plans' phases (and placeholders) until the runs have ended;
+    the calendar once the bookings are made."""
+    last, shown_calendar = "", False
+    while time.monotonic() < until:
+        plans = {p["metadata"]["name"]: p for p in custom.list_namespaced_custom_object(
+            GROUP, VERSION, DEMO_NS, PLURAL)["items"]}
+        phase = {n: (p.get("status") or {}).get("phase", "Pending") for n, p in plans.items()}
+        holds = [p.metadata.name for p in core.list_namespaced_pod(
+            DEMO_NS, label_selector="execplanner.io/role=placeholder").items]
+        line = "  ".join(f"{n}={phase[n]}" for n in EXAMPLES if n in phase) + (f"  holds={holds}" if holds else "")
+        if line != last:
+            print(f"  {time.strftime('%H:%M:%S')}  {line}", flush=True)
+            last = line
+        if not shown_calendar and all(phase.get(n) not in (None, "Pending") for n in EXAMPLES):
+            print("\n  $ execplanner calendar --hours 0.1", flush=True)
+            cli.main(["calendar", "--hours", "0.1", "--width", "100", *calendar_args])
+            print()
+            shown_calendar = True
+        if all(phase.get(n) in ("Completed", "Failed", "Rejected", "Cancelled", "Expired") for n in EXAMPLES):
+            return
+        time.sleep(1)
+    print("  (the demo stopped waiting; the plans go on: kubectl -n execplanner-demo get xp)")
 
 
 if __name__ == "__main__":

@@ -240,6 +240,51 @@ class JwksServer:
         self.server.server_close()
 
 
+def helm(*args: str) -> str:
+    c = cluster()
+    return subprocess.run([c.helm, "--kubeconfig", c.kubeconfig, *args], capture_output=True, text=True,
+                          check=True).stdout
+
+
+def install_chart(release: str, namespace: str, values: dict, directory: Path) -> None:
+    """`helm upgrade --install` helm/execplanner as `release` (its pods land on kwok nodes,
+    where nothing really runs: the processes run from the checkout, see from_chart)."""
+    import yaml
+    path = directory / f"{release}-values.yaml"
+    path.write_text(yaml.safe_dump(values))
+    helm("upgrade", "--install", release, str(ROOT / "helm" / "execplanner"), "-n", namespace, "--create-namespace",
+         "--values", str(path), "--wait", "--timeout", "120s")
+
+
+def _deployment(release: str, namespace: str, component: str) -> tuple[str, dict[str, str]]:
+    """The ServiceAccount and the environment the chart gave a component's Deployment."""
+    import json
+    found = json.loads(kubectl("-n", namespace, "get", "deployments", "-o", "json", "-l",
+                               f"app.kubernetes.io/instance={release},app.kubernetes.io/component={component}"))
+    if len(found["items"]) != 1:
+        raise RuntimeError(f"release {release} in {namespace} has {len(found['items'])} {component} Deployments")
+    pod = found["items"][0]["spec"]["template"]["spec"]
+    env = {e["name"]: e["value"] for e in pod["containers"][0].get("env") or [] if "value" in e}
+    return pod["serviceAccountName"], env
+
+
+def from_chart(release: str, namespace: str, directory: Path, **overrides: str) -> tuple[Operator, Planner]:
+    """The operator and the planner as the chart deploys them (their ServiceAccounts' tokens,
+    their Deployments' settings), run from this checkout; `overrides` for what differs here
+    (ports, files the pods would mount, the cluster's own helm)."""
+    common = {"EXECPLANNER_HELM": cluster().helm, "EXECPLANNER_HELM_HOME": str(directory / "helm")}
+    processes = []
+    for cls, component, port_env in ((Operator, "operator", "EXECPLANNER_HEALTH_PORT"),
+                                     (Planner, "planner", "EXECPLANNER_PLANNER_PORT")):
+        sa, env = _deployment(release, namespace, component)
+        env = {k: v for k, v in env.items() if k.startswith("EXECPLANNER_")}
+        env.pop(port_env, None)  # a free port here
+        env.update(common, EXECPLANNER_PLANNER_HOST="127.0.0.1", **overrides)
+        processes.append(cls(service_account_kubeconfig(directory, namespace, sa), directory / f"{component}.log",
+                             env))
+    return processes[0], processes[1]  # type: ignore[return-value]
+
+
 def planner_main() -> None:
     """`make planner`: the planner in the foreground on PLANNER_PORT (8080), with its own
     credentials, accepting the development issuer's tokens (`make token USER=name`)."""
