@@ -65,7 +65,12 @@ start() { # start NAME BINARY ARGS...: run in the background unless already aliv
   if alive "$name"; then return 0; fi
   log "starting $name"
   echo "$bin" >"$run/$name.cmd"
-  setsid "$bin" "$@" >>"$logs/$name.log" 2>&1 </dev/null &
+  # Without the descriptors this script inherited beyond 0-2 (a `flock LOCKFILE make cluster`'s
+  # lock, above all: a daemon holding it would keep everyone's cluster work waiting forever).
+  (
+    for fd in /proc/$BASHPID/fd/*; do fd=${fd##*/}; [ "$fd" -gt 2 ] && eval "exec $fd>&-"; done 2>/dev/null
+    exec setsid "$bin" "$@" >>"$logs/$name.log" 2>&1 </dev/null
+  ) &
   echo $! >"$run/$name.pid"
 }
 wait_for() { # wait_for WHAT SECONDS COMMAND...: poll until COMMAND succeeds
