@@ -157,6 +157,10 @@ def main() -> int:
         op.stop()
         repo.close()
         jwks.close()
+        # Its pods hold capacity on the fake nodes: leave them free for `make test`. (helm keeps
+        # the CRDs, so the demo's plans and runs stay to be looked at.)
+        localrun.helm("uninstall", RELEASE, "-n", SYSTEM_NS, "--wait", "--timeout", "60s")
+        print(f"\n  helm uninstall {RELEASE}: done (the plans and runs stay; the nodes are free again)")
 
     heading("Next")
     print(f"  export KUBECONFIG={kubeconfig}")

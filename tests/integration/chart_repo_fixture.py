@@ -1,8 +1,5 @@
 """A real chart repository on loopback for the tests: the charts of tests/integration/charts
-packaged with helm, an index.yaml, served over HTTP on 127.0.0.1. Import the fixture by name:
-
-    from .chart_repo_fixture import chart_repo  # noqa: F401
-"""
+packaged with helm, an index.yaml, served over HTTP on 127.0.0.1 (conftest.py registers the fixture)."""
 from __future__ import annotations
 
 import os

@@ -83,3 +83,11 @@ def wait_until(predicate, timeout: float = 30, interval: float = 0.25, what: str
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(interval)
+
+
+# The shared processes and servers: defined in their own modules, registered here so that
+# each exists once per session (a fixture imported into several test modules would be made
+# once per module: two operators would both act on every plan).
+from .chart_repo_fixture import chart_repo  # noqa: E402,F401
+from .operator_fixture import operator, operator_kubeconfig, operator_log  # noqa: E402,F401
+from .planner_fixture import jwks_key, planner, tokens  # noqa: E402,F401

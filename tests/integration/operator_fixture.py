@@ -6,9 +6,7 @@ the admin's certificate), so the integration tests also prove that the RBAC it s
 enough. Its logs go to a file; `Operator.tail()` gives the end of it for assertion
 messages.
 
-Import the fixtures into a test module with
-    from .operator_fixture import operator, operator_kubeconfig, operator_log  # noqa: F401
-If the operator cannot start, every test that uses it fails (it is never skipped).
+conftest.py registers the fixtures once for the session. If the operator cannot start, every test that uses it fails (it is never skipped).
 """
 from __future__ import annotations
 
@@ -67,21 +65,12 @@ def operator_kubeconfig(kubeconfig: str, tmp_path_factory: pytest.TempPathFactor
     return str(path)
 
 
-_shared: OperatorProcess | None = None
-
-
 @pytest.fixture(scope="session")
 def operator(operator_kubeconfig: str, tmp_path_factory: pytest.TempPathFactory):
     """The shared operator: hold lead 2 s, offers expire after 8 s, revoke policy Replan, the
-    cluster's helm, allowlists (ALLOWED_REGISTRIES, ALLOWED_CHART_REPOSITORIES).
-
-    One per test session, however many modules import this fixture: pytest makes a fixture
-    imported into several modules once per module, and two operators would both act on
-    every plan (two helm installs of one release, two bookings)."""
-    global _shared
-    if _shared is not None:
-        yield _shared
-        return
+    cluster's helm, allowlists (ALLOWED_REGISTRIES, ALLOWED_CHART_REPOSITORIES). One per
+    session: conftest.py registers it (imported into several test modules, pytest would make
+    one per module, and two operators would both act on every plan)."""
     workdir = tmp_path_factory.mktemp("operator")
     handle = OperatorProcess(Path(operator_kubeconfig), workdir / "operator.log", {
         "EXECPLANNER_HOLD_LEAD_SECONDS": str(HOLD_LEAD_SECONDS),
@@ -93,11 +82,9 @@ def operator(operator_kubeconfig: str, tmp_path_factory: pytest.TempPathFactory)
         "EXECPLANNER_ALLOWED_CHART_REPOSITORIES": json.dumps(ALLOWED_CHART_REPOSITORIES),
     })
     handle.start()
-    _shared = handle
     try:
         yield handle
     finally:
-        _shared = None
         handle.stop()
 
 

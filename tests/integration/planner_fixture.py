@@ -1,9 +1,7 @@
 """The planner service as the tests run it: its own process (`python -m execplanner.planner`)
 with the ServiceAccount of deploy/planner-rbac.yaml, bearer JWTs checked against a JWKS
 served on loopback, a static token file beside it, and the operator (operator_fixture) doing
-the booking. Import the fixtures by name:
-
-    from .planner_fixture import jwks_key, planner, tokens  # noqa: F401
+the booking. conftest.py registers the fixtures for the whole session.
 """
 from __future__ import annotations
 
@@ -16,7 +14,6 @@ import pytest
 
 from execplanner import devidentity, localrun
 
-from .operator_fixture import operator, operator_kubeconfig  # noqa: F401  (fixtures, found by name)
 
 ISSUER, AUDIENCE = "https://issuer.test.execplanner.io", "execplanner-tests"
 STATIC_TOKEN, STATIC_USER = "static-token-for-carol-0123456789", "carol"

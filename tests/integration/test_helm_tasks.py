@@ -18,8 +18,6 @@ from kubernetes import client
 from execplanner.planner.charts import release_name
 
 from .conftest import wait_until
-from .chart_repo_fixture import chart_repo  # noqa: F401  (fixture)
-from .operator_fixture import operator, operator_kubeconfig, operator_log  # noqa: F401  (fixtures)
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 

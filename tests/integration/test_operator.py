@@ -30,15 +30,7 @@ from kubernetes.utils.quantity import parse_quantity
 
 from . import cluster_env
 from .conftest import kubectl, wait_until
-from .operator_fixture import (  # noqa: F401  (fixtures, found by name)
-    HOLD_LEAD_SECONDS,
-    OFFER_EXPIRY_SECONDS,
-    SA_USER,
-    OperatorProcess,
-    operator,
-    operator_kubeconfig,
-    operator_log,
-)
+from .operator_fixture import HOLD_LEAD_SECONDS, OFFER_EXPIRY_SECONDS, SA_USER, OperatorProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
 

@@ -17,18 +17,8 @@ import pytest
 import requests
 import yaml
 
-from .chart_repo_fixture import chart_repo  # noqa: F401  (fixture)
 from .conftest import kubectl, wait_until
-from .planner_fixture import (  # noqa: F401  (fixtures, found by name)
-    MAX_WAIT,
-    STATIC_TOKEN,
-    STATIC_USER,
-    jwks_key,
-    operator,
-    operator_kubeconfig,
-    planner,
-    tokens,
-)
+from .planner_fixture import AUDIENCE, ISSUER, MAX_WAIT, STATIC_TOKEN, STATIC_USER
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 EB_DOCKER = "https://www.purl.org/ivoa.net/EB/schema/types/executables/docker-container-1.0.yaml"
@@ -209,7 +199,6 @@ def test_identity_tokens_and_isolation(planner, tokens, users, jwks_key):
     assert r.status_code == 401 and r.headers.get("WWW-Authenticate", "").startswith("Bearer"), r.text
     # Refused tokens: say why.
     from execplanner import devidentity
-    from .planner_fixture import AUDIENCE, ISSUER
     stranger = devidentity.private_key(planner.log_path.parent / "stranger-key")
     bad = {
         "expired": tokens(alice, exp=int(time.time()) - 3600),
