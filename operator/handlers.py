@@ -19,6 +19,7 @@ import kopf
 
 from execplanner.planner import feed
 from execplanner.planner.engine import Conflict
+from execplanner.planner.kubewatch import Informer
 
 from . import booking, kube, labels, plans, state
 from .children import owner_ref
@@ -37,6 +38,7 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     # kopf keeps this finalizer on every plan while the plan's daemon lives: a deletion, even
     # one made while the operator is down, passes through plan_event -> plans.deleted().
     settings.persistence.finalizer = plans.FINALIZER
+    settings.persistence.diffbase_storage = NoDiffBase()
     settings.watching.server_timeout = 120
     settings.watching.client_timeout = 150
     settings.watching.connect_timeout = 10
@@ -45,10 +47,45 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     await kube.connect()
     await _load(st)
     st.housekeeper = asyncio.create_task(_housekeeping(st))
+    await _watch(st)
+
+
+async def _watch(st: State) -> None:
+    """Pods, our Jobs and TaskRuns are most of the watch events (placeholders, tasks, everyone's
+    pods): plain JSON watches (planner.kubewatch) instead of kopf's per-event machinery. Their
+    first listings feed the calendar and the plans' children before kopf runs any plan's daemon."""
+    informers = [Informer(kube.api(), "/api/v1/pods", lambda type, pod: _apply_pod(st, type, pod)),
+                 Informer(kube.api(), "/apis/batch/v1/jobs", lambda type, job: _apply_job(st, type, job),
+                          label_selector=labels.PLAN_UID),
+                 Informer(kube.api(), f"/apis/{GROUP}/{VERSION}/{kube.RUNS}",
+                          lambda type, run: _apply_run(st, type, run))]
+    st.watches = [asyncio.create_task(i.run()) for i in informers]
+    synced = asyncio.ensure_future(asyncio.gather(*(i.synced.wait() for i in informers)))
+    await asyncio.wait({synced, *st.watches}, return_when=asyncio.FIRST_COMPLETED)
+    if not synced.done():
+        synced.cancel()
+        for task in st.watches:
+            if task.done():
+                task.result()  # raises what stopped it
+
+
+class NoDiffBase(kopf.DiffBaseStorage):
+    """No "last handled state": kopf diffs it only for change handlers (on.create/update/field)
+    and daemons' idle timers, and the operator has neither; building it deep-copied every
+    watched object on every event."""
+
+    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> Any:
+        return None
+
+    def fetch(self, *, body: kopf.Body) -> None:
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: Any) -> None:
+        pass
 
 
 async def _load(st: State) -> None:
-    """The world as it is: nodes, quotas, then every plan's booking, then the pods."""
+    """The world as it is: nodes, quotas, then every plan's booking (the pods follow: _watch_pods)."""
     api, core = kube.api(), kube.core()
     for node in api.sanitize_for_serialization(await core.list_node())["items"]:
         feed.apply_node(st.calendar, node)
@@ -61,11 +98,8 @@ async def _load(st: State) -> None:
             booking.restore(st.calendar, meta["uid"], meta["namespace"], plan.get("status") or {})
         except Conflict as e:
             st.note_revoked([meta["uid"]], f"cannot be held after a restart: {e}")
-    pods = api.sanitize_for_serialization(await core.list_pod_for_all_namespaces())["items"]
-    for pod in pods:
-        _apply_pod(st, "ADDED", pod)
-    log.info("start-up: %d nodes, %d plans, %d pods, %d bookings", len(st.calendar.nodes), len(found["items"]),
-             len(pods), len(st.calendar.bookings))
+    log.info("start-up: %d nodes, %d plans, %d bookings", len(st.calendar.nodes), len(found["items"]),
+             len(st.calendar.bookings))
 
 
 async def _housekeeping(st: State) -> None:
@@ -81,9 +115,10 @@ async def _housekeeping(st: State) -> None:
 
 @kopf.on.cleanup()
 async def shutdown(**_: Any) -> None:
-    task = state.get().housekeeper
-    if task is not None:
-        task.cancel()
+    st = state.get()
+    for task in (st.housekeeper, *st.watches):
+        if task is not None:
+            task.cancel()
 
 
 # -- live state ------------------------------------------------------------------------------
@@ -93,11 +128,6 @@ async def node_event(type: str, body: kopf.Body, **_: Any) -> None:
     st = state.get()
     revoked = feed.delete_node(st.calendar, body) if type == "DELETED" else feed.apply_node(st.calendar, body)
     st.note_revoked(revoked, f"node {body['metadata']['name']} changed")
-
-
-@kopf.on.event("", "v1", "pods")
-async def pod_event(type: str, body: kopf.Body, **_: Any) -> None:
-    _apply_pod(state.get(), type, body)
 
 
 def _apply_pod(st: State, type: str, pod: Mapping[str, Any]) -> None:
@@ -119,6 +149,9 @@ def _apply_pod(st: State, type: str, pod: Mapping[str, Any]) -> None:
     if pod_labels.get(labels.ROLE) == labels.ROLE_PLACEHOLDER:
         if gone:
             seen.placeholders.pop(meta["name"], None)
+            if meta["name"] in seen.placeholders_made:  # made here and now seen deleted: nothing to delete
+                seen.placeholders_made.discard(meta["name"])
+                seen.placeholders_gone.add(meta["name"])
         else:
             seen.placeholders[meta["name"]] = (pod.get("spec") or {}).get("nodeName") or ""
     elif pod_labels.get(labels.WORKLOAD):  # a chart task's pod (the post-renderer labels them)
@@ -155,27 +188,24 @@ def _job_view(body: Mapping[str, Any]) -> JobView:
                    reason=failed.get("reason"), message=failed.get("message"))
 
 
-@kopf.on.event("batch", "v1", "jobs", labels={labels.ROLE: labels.ROLE_TASK})
-async def job_event(type: str, body: kopf.Body, **_: Any) -> None:
-    st = state.get()
-    uid = body["metadata"]["labels"].get(labels.PLAN_UID)
+def _apply_job(st: State, type: str, job: Mapping[str, Any]) -> None:
+    """A Job of ours: a container task's (role task), or one of a chart task's release (the
+    post-renderer gives it the plan's UID, no role)."""
+    job_labels = job["metadata"].get("labels") or {}
+    uid = job_labels.get(labels.PLAN_UID)
     if not uid:
         return
     seen = st.of(uid)
-    seen.job = None if type == "DELETED" else _job_view(body)
-    st.wake(uid)
-
-
-@kopf.on.event("batch", "v1", "jobs", labels={labels.PLAN_UID: kopf.PRESENT, labels.ROLE: kopf.ABSENT})
-async def chart_job_event(type: str, body: kopf.Body, **_: Any) -> None:
-    """A Job of a chart task's release (the post-renderer gives it the plan's UID, no role)."""
-    st = state.get()
-    uid = body["metadata"]["labels"][labels.PLAN_UID]
-    jobs = st.of(uid).chart_jobs
-    if type == "DELETED":
-        jobs.pop(body["metadata"]["name"], None)
+    role = job_labels.get(labels.ROLE)
+    if role == labels.ROLE_TASK:
+        seen.job = None if type == "DELETED" else _job_view(job)
+    elif role is None:
+        if type == "DELETED":
+            seen.chart_jobs.pop(job["metadata"]["name"], None)
+        else:
+            seen.chart_jobs[job["metadata"]["name"]] = _job_view(job)
     else:
-        jobs[body["metadata"]["name"]] = _job_view(body)
+        return
     st.wake(uid)
 
 
@@ -234,22 +264,28 @@ async def _sleep(waker: asyncio.Event, stopped: kopf.DaemonStopped, delay: float
 
 # -- task runs -------------------------------------------------------------------------------
 
-@kopf.on.event(GROUP, VERSION, "taskruns")
-async def taskrun_event(type: str, body: kopf.Body, **_: Any) -> None:
-    """A plain watch handler (not on.create/on.field: those make kopf keep per-object
-    bookkeeping in annotations, a write and a deep copy per event). Adopting a user's
-    TaskRun and passing on spec.abort are both idempotent."""
+def _apply_run(st: State, type: str, run: Mapping[str, Any]) -> None:
+    """A TaskRun's event (a plain JSON watch, see _watch): pass on spec.abort, and adopt a
+    user's TaskRun (in a task of its own, one at a time per TaskRun). Both are idempotent."""
     if type == "DELETED":
         return
-    meta, spec, status = body["metadata"], body.get("spec") or {}, body.get("status") or {}
+    meta, spec, status = run["metadata"], run.get("spec") or {}, run.get("status") or {}
     uid = (meta.get("labels") or {}).get(labels.PLAN_UID)
     if spec.get("abort") and uid:
-        st = state.get()
         st.aborted_runs.add(uid)
         st.wake(uid)
     ours = any(ref.get("kind") == "ExecutionPlan" for ref in meta.get("ownerReferences") or [])
-    if not ours and not status.get("phase"):
-        await _adopt(body, meta["namespace"], meta["name"], spec["planRef"])
+    key = (meta["namespace"], meta["name"])
+    if ours or status.get("phase") or key in st.adopting:
+        return
+    st.adopting.add(key)
+    task = asyncio.get_running_loop().create_task(_adopt(run, meta["namespace"], meta["name"], spec["planRef"]))
+
+    def done(t: asyncio.Task) -> None:
+        st.adopting.discard(key)
+        if not t.cancelled() and t.exception() is not None:
+            log.warning("adopting TaskRun %s/%s failed: %s", *key, t.exception())
+    task.add_done_callback(done)
 
 
 async def _adopt(run: Mapping[str, Any], namespace: str, name: str, plan_name: str) -> None:

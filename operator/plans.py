@@ -16,6 +16,7 @@ there is; the live body (whose watch event may lag behind) supplies the spec.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Mapping
@@ -144,8 +145,7 @@ async def _step(body: Mapping[str, Any], st: State) -> float | None:
         await cleanup(plan)
         return None
     try:
-        spec = PlanSpec.model_validate(body.get("spec") or {})
-        spec.check_units()  # units are checked here, once, with the field named
+        spec = _spec(body, st, plan.uid)
     except (ValidationError, UnitError) as e:
         booking.release(st.calendar, plan.uid, plan.status.get("offers") or [])
         await plan.transition("Rejected", "InvalidSpec", str(e), condition=("Booked", "False"), warning=True)
@@ -168,6 +168,19 @@ async def _step(body: Mapping[str, Any], st: State) -> float | None:
         return 3600.0 if destruction is None else min(3600.0, destruction - _now())  # woken by the spec's change
     step = {"Pending": _pending, "Offered": _offered, "Booked": _booked, "Starting": _running, "Running": _running}
     return await step[plan.phase](plan, spec)
+
+
+def _spec(body: Mapping[str, Any], st: State, uid: str) -> PlanSpec:
+    """The plan's spec, validated and its units checked (with the field named) once per
+    generation: a plan is reconciled on every event of its children."""
+    generation = body["metadata"].get("generation")
+    cached = st.specs.get(uid)
+    if cached is not None and generation is not None and cached[0] == generation:
+        return cached[1]
+    spec = PlanSpec.model_validate(body.get("spec") or {})
+    spec.check_units()
+    st.specs[uid] = (generation, spec)
+    return spec
 
 
 # -- the phases ----------------------------------------------------------------------------
@@ -295,9 +308,10 @@ async def _running(plan: Plan, spec: PlanSpec) -> float | None:
         if job is None:
             await _start_task(plan, spec)  # after a crash between steps: create what is missing
         elif pod is not None and pod.phase == "Running":
-            await plan.run_status("EXECUTING", startTime=format_instant(now),
-                                  log={"pod": pod.name, "container": children.TASK_CONTAINER})
-            await plan.transition("Running", "Running", f"the task runs in pod {pod.name}", event=False)
+            await asyncio.gather(  # independent writes, both idempotent
+                plan.run_status("EXECUTING", startTime=format_instant(now),
+                                log={"pod": pod.name, "container": children.TASK_CONTAINER}),
+                plan.transition("Running", "Running", f"the task runs in pod {pod.name}", event=False))
     return plan.end - now
 
 
@@ -310,7 +324,7 @@ async def _ensure_placeholders(plan: Plan, spec: PlanSpec) -> None:
     for i, (node, vector) in enumerate(placements):
         pod = children.placeholder_pod(plan.body, spec, i, node, vector, plan.st.settings)
         name = pod["metadata"]["name"]
-        if name not in seen.placeholders and name not in seen.placeholders_made:
+        if name not in seen.placeholders and name not in seen.placeholders_made and name not in seen.placeholders_gone:
             seen.placeholders_made.add(name)  # before the call: a lost response must not leak it
             if await kube.create(pod):
                 made += 1
@@ -337,11 +351,13 @@ async def _start_task(plan: Plan, spec: PlanSpec) -> None:
     node, vector = placements[0]  # a container task is one pod
     job = children.job(plan.body, spec, run, node, vector, plan.end - _now(), plan.st.settings)
     await kube.create(job)
+    writes = []  # independent, both idempotent
     if not (run.get("status") or {}).get("phase"):
-        await kube.patch_status(kube.RUNS, plan.namespace, run_name, {"phase": "QUEUED"})
+        writes.append(kube.patch_status(kube.RUNS, plan.namespace, run_name, {"phase": "QUEUED"}))
     if plan.phase != "Starting":
-        await plan.transition("Starting", "Started", f"the task's Job {job['metadata']['name']} was created",
-                              task_run=run_name)
+        writes.append(plan.transition("Starting", "Started", f"the task's Job {job['metadata']['name']} was created",
+                                      task_run=run_name))
+    await asyncio.gather(*writes)
 
 
 async def _time_up(plan: Plan) -> None:
@@ -376,9 +392,10 @@ async def _delete_placeholders(plan: Plan) -> None:
     """Those the watch saw and those this process made (one made a moment ago may not have
     been seen yet); after a restart, start-up's listing saw every one that exists."""
     seen = plan.st.of(plan.uid)
-    for name in sorted(set(seen.placeholders) | seen.placeholders_made):
+    for name in sorted(set(seen.placeholders) | seen.placeholders_made):  # not those seen deleted (preempted)
         await kube.delete("Pod", plan.namespace, name)
     seen.placeholders_made.clear()
+    seen.placeholders_gone.clear()
 
 
 async def _revoked(plan: Plan, spec: PlanSpec, why: str) -> str:

@@ -50,6 +50,7 @@ class PlanChildren:
     """A plan's children as the watches last saw them (keyed by the plan's UID label)."""
     placeholders: dict[str, str] = field(default_factory=dict)  # pod name -> node ('' while unbound)
     placeholders_made: set[str] = field(default_factory=set)  # created by this process, maybe not seen yet
+    placeholders_gone: set[str] = field(default_factory=set)  # created by this process, then seen deleted
     task_pod: TaskPod | None = None
     job: JobView | None = None
     chart_pods: dict[str, ChartPod] = field(default_factory=dict)  # a chart task's pods, by name
@@ -65,8 +66,11 @@ class State:
     aborted_runs: set[str] = field(default_factory=set)  # plan uids whose TaskRun asked to abort
     wakers: dict[str, asyncio.Event] = field(default_factory=dict)
     statuses: dict[str, dict] = field(default_factory=dict)  # plan uid -> the status we last wrote
+    specs: dict[str, tuple] = field(default_factory=dict)  # plan uid -> (generation, its PlanSpec)
+    adopting: set[tuple[str, str]] = field(default_factory=set)  # TaskRuns (namespace, name) being adopted
     quotas: dict[str, dict[str, Resources | None]] = field(default_factory=dict)  # ns -> quota name -> vector
     housekeeper: asyncio.Task | None = None
+    watches: list[asyncio.Task] = field(default_factory=list)  # the pod, Job and TaskRun watches (handlers._watch)
 
     def of(self, uid: str) -> PlanChildren:
         return self.children.setdefault(uid, PlanChildren())
@@ -91,6 +95,7 @@ class State:
         self.aborted_runs.discard(uid)
         self.wakers.pop(uid, None)
         self.statuses.pop(uid, None)
+        self.specs.pop(uid, None)
 
 
 _state: State | None = None

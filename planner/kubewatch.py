@@ -34,8 +34,10 @@ def _key(obj: dict[str, Any]) -> tuple[str, str]:
 class Informer:
     """Keeps calling `handle(type, object)` for one collection (e.g. "/api/v1/pods")."""
 
-    def __init__(self, api: client.ApiClient, path: str, handle: Handler, *, timeout_seconds: int = 240) -> None:
+    def __init__(self, api: client.ApiClient, path: str, handle: Handler, *, timeout_seconds: int = 240,
+                 label_selector: str | None = None) -> None:
         self.api, self.path, self.handle, self.timeout_seconds = api, path, handle, timeout_seconds
+        self.selector = {"labelSelector": label_selector} if label_selector else {}
         self.synced = asyncio.Event()
         self.known: dict[tuple[str, str], str] = {}  # key -> uid, to report deletions after a relist
         self.last_event = 0.0
@@ -47,7 +49,7 @@ class Informer:
             auth_settings=["BearerToken"], _preload_content=False, _request_timeout=timeout)
 
     async def _list(self) -> str:
-        params: dict[str, Any] = {"limit": 2000}
+        params: dict[str, Any] = {"limit": 2000, **self.selector}
         seen: dict[tuple[str, str], dict] = {}
         while True:
             resp = await self._get(params, 60)
@@ -73,7 +75,7 @@ class Informer:
 
     async def _watch(self, version: str) -> str:
         params = {"watch": "true", "resourceVersion": version, "allowWatchBookmarks": "true",
-                  "timeoutSeconds": self.timeout_seconds}
+                  "timeoutSeconds": self.timeout_seconds, **self.selector}
         resp = await self._get(params, self.timeout_seconds + 30)
         loop = asyncio.get_running_loop()
         try:

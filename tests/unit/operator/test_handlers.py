@@ -17,4 +17,4 @@ def test_every_registered_handler_runs_on_the_event_loop():
             found.append(handler)
             assert inspect.iscoroutinefunction(handler.fn), f"{handler.fn.__name__} is not async"
     names = {h.fn.__name__ for h in found}
-    assert {"pod_event", "node_event", "job_event", "plan_daemon", "startup"} <= names
+    assert {"node_event", "plan_daemon", "startup"} <= names
