@@ -54,3 +54,51 @@ def fresh_namespace(core: client.CoreV1Api, name: str) -> None:
     except client.ApiException:
         pass
     core.create_namespace({"metadata": {"name": name}})
+
+
+def teardown(core: client.CoreV1Api, custom: client.CustomObjectsApi, namespace: str, label: str,
+             operator=None, wait_s: float = 300) -> None:
+    """Remove what a benchmark made, whatever state it is in; every step runs even if one fails.
+
+    Plans carry the operator's finalizer, so they are deleted while it still runs (it releases
+    their holds); any plan still there after `wait_s` (or with no operator) loses its finalizers,
+    so the namespace can go. A crashed bench must not leave a cluster that `make test` trips on.
+    """
+    import sys
+    group, version, plural = "execplanner.io", "v1alpha1", "executionplans"
+
+    def step(what: str, fn) -> None:
+        try:
+            fn()
+        except Exception as e:  # noqa: BLE001 - clean-up goes on; say what failed
+            print(f"# clean-up: {what} failed: {e}", file=sys.stderr)
+
+    def remaining(limit: int = 500) -> list[dict]:
+        return custom.list_namespaced_custom_object(group, version, namespace, plural, limit=limit)["items"]
+
+    def delete_with_operator() -> None:
+        custom.delete_collection_namespaced_custom_object(group, version, namespace, plural,
+                                                          _request_timeout=120)
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline and remaining(1):
+            time.sleep(2)
+
+    def strip_finalizers() -> None:
+        while items := [p for p in remaining() if p["metadata"].get("finalizers")]:
+            def strip(p: dict) -> None:
+                try:
+                    custom.patch_namespaced_custom_object(group, version, namespace, plural, p["metadata"]["name"],
+                                                          {"metadata": {"finalizers": None}})
+                except client.ApiException as e:
+                    if e.status != 404:
+                        raise
+            with ThreadPoolExecutor(16) as pool:
+                list(pool.map(strip, items))
+
+    if operator is not None and operator.alive():
+        step("deleting the plans", delete_with_operator)
+    if operator is not None:
+        step("stopping the operator", operator.stop)
+    step("removing finalizers", strip_finalizers)
+    step("deleting the namespace", lambda: core.delete_namespace(namespace))
+    step("deleting the nodes", lambda: core.delete_collection_node(label_selector=f"{label}=true"))

@@ -22,7 +22,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from benchlib import fresh_namespace, iso, make_nodes, pct
+from benchlib import fresh_namespace, iso, make_nodes, pct, teardown
 from kubernetes import client, config
 
 from execplanner import devidentity, localrun
@@ -137,16 +137,7 @@ def main() -> int:
         status = 0 if offered == OFFERSETS else 1
     finally:
         pl.stop()
-        # The operator put its finalizer on every plan: delete them while it still runs.
-        if op.alive():
-            custom.delete_collection_namespaced_custom_object(GROUP, VERSION, NS, PLURAL)
-            deadline = time.monotonic() + 300
-            while time.monotonic() < deadline and custom.list_namespaced_custom_object(
-                    GROUP, VERSION, NS, PLURAL, limit=1)["items"]:
-                time.sleep(2)
-            op.stop()
-        core.delete_namespace(NS)
-        core.delete_collection_node(label_selector=f"{LABEL}=true")
+        teardown(core, custom, NS, LABEL, op)
         jwks.close()
     return status
 
