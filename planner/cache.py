@@ -151,14 +151,19 @@ class Cache:
         old = self.plans.pop(key, None) if etype == "DELETED" else self.plans.get(key)
         self._unindex(key, old)
         self.by_uid.pop(uid, None)
-        self.calendar.release(uid)
-        for offer_id in self._holds.pop(uid, ()):
-            self.calendar.release(planstatus.hold_id(uid, offer_id))
+        # A change the calendar does not read (a finalizer, a condition's message) leaves the
+        # plan's holds as they are: the calendar (and its arrays) stays untouched.
+        rehold = etype == "DELETED" or old is None or _held(old) != _held(plan)
+        if rehold:
+            self.calendar.release(uid)
+            for offer_id in self._holds.pop(uid, ()):
+                self.calendar.release(planstatus.hold_id(uid, offer_id))
         if etype != "DELETED":
             self.plans[key] = plan
             self.by_uid[uid] = key
             self._index(key, plan)
-            self._hold(plan)
+            if rehold:
+                self._hold(plan)
         self._notify(key)
 
     def _hold(self, plan: Mapping[str, Any]) -> None:
@@ -193,3 +198,10 @@ class Cache:
             del self.offersets[offerset]
         for sid in self._sessions_of.pop(key, ()):
             self.sessions.pop(sid, None)
+
+
+def _held(plan: Mapping[str, Any]) -> tuple:
+    """What of a plan decides what it holds in the calendar (see Cache._hold)."""
+    status = plan.get("status") or {}
+    return (plan["metadata"].get("deletionTimestamp"), status.get("phase"), status.get("booking"),
+            status.get("offers"), (plan.get("spec") or {}).get("rejectedOffers"))

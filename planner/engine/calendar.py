@@ -28,6 +28,7 @@ from .timeline import Timeline
 if TYPE_CHECKING:
     from .fit import NoFit, Placement, PodRequest
     from .offers import OfferResult, Request
+    from .vector import NodeArrays
 
 DAY = 86400
 
@@ -60,6 +61,12 @@ class NodeState:
         self.timeline = Timeline()
         self.bookings: set[str] = set()
         self.pods: set[str] = set()
+
+    def same_as(self, other: NodeState) -> bool:
+        """Same capacity, labels, taints and readiness (what the calendar reads of a node)."""
+        return (self.allocatable == other.allocatable and self.labels == other.labels
+                and self.taints == other.taints and self.ready == other.ready
+                and self.unschedulable == other.unschedulable)
 
     @property
     def schedulable(self) -> bool:
@@ -137,6 +144,7 @@ class Calendar:
         self._holds: SortedList = SortedList()  # (expires, id)
         self._seq = 0
         self._log: list[Revocation] = []
+        self._arrays: NodeArrays | None = None  # by_cpu as arrays; None whenever anything changed
 
     # -- queries (delegated to fit.py / offers.py) -----------------------------------------
 
@@ -147,6 +155,13 @@ class Calendar:
     def offers(self, request: Request, now: int, count: int = 3, namespace: str | None = None) -> OfferResult:
         from .offers import offers
         return offers(self, request, now, count, namespace)
+
+    def arrays(self) -> NodeArrays:
+        """The schedulable nodes' calendars as arrays (vector.py), rebuilt after any change."""
+        if self._arrays is None:
+            from .vector import NodeArrays  # vector imports fit, which imports this module
+            self._arrays = NodeArrays(self.by_cpu)
+        return self._arrays
 
     def quota_of(self, namespace: str | None) -> Resources | None:
         """The namespace's quota (the "free" its timeline is checked against); None if unlimited."""
@@ -162,6 +177,8 @@ class Calendar:
         """Add or change a node. Returns the bookings revoked because the node no longer holds them."""
         old = self.nodes.get(name)
         node = NodeState(name, allocatable, labels or {}, taints, ready, unschedulable)
+        if old is not None and node.same_as(old):
+            return []  # a status heartbeat: nothing the calendar reads changed
         if old is not None:
             self._unindex(old)
             node.timeline, node.bookings = old.timeline, old.bookings
@@ -188,8 +205,11 @@ class Calendar:
     def set_pod(self, pod_id: str, node: str, requests: Resources, booking_id: str | None = None) -> list[str]:
         """A pod bound to `node` holds `requests` (see resources.pod_requests). `booking_id` marks
         the booking it was created for. Returns the bookings revoked to make room for it."""
+        pod = PodState(node, requests, booking_id)
+        if self.pods.get(pod_id) == pod and node in self.nodes:
+            return []  # a status update of a pod already counted
         touched = self._forget_pod(pod_id)
-        self.pods[pod_id] = PodState(node, requests, booking_id)
+        self.pods[pod_id] = pod
         self._pods_by_node.setdefault(node, set()).add(pod_id)
         if booking_id is not None:
             self._pods_by_booking.setdefault(booking_id, set()).add(pod_id)
@@ -225,7 +245,7 @@ class Calendar:
     def _recompute_base(self, node: NodeState) -> None:
         """The one place base usage is decided."""
         base = total(self.pods[p].requests for p in node.pods if not self._covered(self.pods[p]))
-        self._unindex(node)
+        self._unindex(node)  # drops the arrays too
         node.base = base
         node.free = node.allocatable - base
         if node.schedulable:
@@ -234,6 +254,7 @@ class Calendar:
                 self.gpu_by_cpu.add(node)
 
     def _unindex(self, node: NodeState) -> None:
+        self._arrays = None
         self.by_cpu.discard(node)
         self.gpu_by_cpu.discard(node)
 
@@ -306,6 +327,7 @@ class Calendar:
         return start
 
     def _apply(self, booking: Booking) -> None:
+        self._arrays = None
         self.bookings[booking.id] = booking
         self._ends.add((booking.end, booking.id))
         if booking.expires is not None:
@@ -325,6 +347,7 @@ class Calendar:
     def _remove(self, booking_id: str) -> set[str]:
         """Take a booking out; returns the nodes whose base may have grown (its pods now count)."""
         booking = self.bookings.pop(booking_id)
+        self._arrays = None
         self._ends.discard((booking.end, booking.id))
         if booking.expires is not None:
             self._holds.discard((booking.expires, booking.id))

@@ -16,13 +16,15 @@ Offer order (deterministic):
 """
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
+from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from .calendar import Calendar, NodeState
 from .filters import PodFilter, Toleration
-from .fit import (Assignment, PodRequest, best_fit_key, candidates, excluded_reasons, filter_failure, filter_reasons, place_set)
+from .fit import (Assignment, PodRequest, candidates, excluded_reasons, filter_failure, filter_reasons, place_set)
 from .reasons import Reason, amount, shortfall_reasons, shortness
 from .resources import NAMES, Resources, total
 from .timeline import INF
@@ -184,61 +186,64 @@ def size_at(cal: Calendar, low: Resources, high: Resources, flt: PodFilter, star
         high = high.minimum(room)
         if not low.fits(high):
             return None
-    best: Resources | None = None
-    for node in candidates(cal, low, flt, descending=True):
-        if best is not None:
-            f = node.free
-            bound = (min(high[0], f[0]), min(high[1], f[1]), min(high[2], f[2]))
-            if bound[0] < best[0]:
-                break  # nodes are by free CPU: none further can offer more cores
-            if bound <= best[:3]:
-                continue  # even idle over the interval this node would offer no more
-        # node.free_over(start, end), unrolled: this loop may visit every node per query.
-        f, tl = node.free, node.timeline
-        times = tl.times
-        i = bisect_right(times, start) - 1
-        j = bisect_left(times, end, i + 1)
-        c = tl.cols
-        free = (f[0] - max(c[0][i:j]), f[1] - max(c[1][i:j]), f[2] - max(c[2][i:j]), f[3] - max(c[3][i:j]),
-                f[4] - max(c[4][i:j]))
-        if low[0] > free[0] or low[1] > free[1] or low[2] > free[2] or low[3] > free[3] or low[4] > free[4]:
+    arrays = cal.arrays()  # many nodes may have to be looked at: in numpy, not a Python loop
+    low_col = np.asarray(low, np.int64)[:, None]
+    best: tuple[int, ...] | None = None
+    for lo, hi in arrays.spans(descending=True):
+        if best is not None and arrays.free[0, hi - 1] < best[0]:
+            break  # nodes are by free CPU: none further can offer more cores
+        free = arrays.free_over(start, end, lo, hi)
+        ok = arrays.passing(flt)[lo:hi] & (free >= low_col).all(axis=0)
+        if not ok.any():
             continue
-        size = Resources(min(high[0], free[0]), min(high[1], free[1]), min(high[2], free[2]), low[3], low[4])
-        if best is None or size[:3] > best[:3]:
-            best = size
-            if size == high:
-                break
-    return best
+        size = []  # the greatest min(high, free) in order: most cores, then memory, then GPUs
+        for r in range(3):
+            level = np.where(ok, np.minimum(free[r], high[r]), -1)
+            size.append(int(level.max()))
+            ok &= level == size[-1]
+        if best is None or tuple(size) > best:
+            best = tuple(size)
+            if best == high[:3]:
+                break  # nothing can be bigger
+    return None if best is None else Resources(best[0], best[1], best[2], low[3], low[4])
 
 
 def longest(cal: Calendar, size: Resources, flt: PodFilter, start: int, min_duration: int, max_duration: int,
             namespace: str | None) -> tuple[int, NodeState] | None:
-    """The longest run (up to max_duration) from `start` for `size`, and the tightest node giving it."""
+    """The longest run (its duration, up to max_duration) from `start` for `size`, and the tightest
+    node giving it."""
     until = start + max_duration
     quota = cal.quota_of(namespace)
     if quota is not None:
         until = cal.ns_timeline(namespace).run_end(size, quota, start, until)  # type: ignore[arg-type]
-    # The longest run wins; among nodes that tie, the best fit (fewest spare GPUs first, so
-    # CPU work keeps off GPU nodes). Once some node gives the full run, only a bounded sample
-    # of further nodes is scored, as in fit.place_one, so the cost stays that of finding it.
-    best: tuple[tuple, NodeState] | None = None
-    scored_after_full = -1
-    for node in candidates(cal, size, flt):
-        if scored_after_full >= cal.score_sample:
+    # The longest run wins; among nodes that tie, the best fit (fit.best_fit_key: fewest spare
+    # GPUs, then cores, memory, name). Once some node gives the full run, only a bounded sample
+    # of the candidates after it is scored, as in fit.place_one.
+    arrays = cal.arrays()
+    scored_pos, scored_ends = [], []
+    seen, cutoff = 0, None  # candidates so far; how many of them may be scored
+    for lo, hi in arrays.spans():  # tightest first, as fit.candidates
+        pos = arrays.candidates(size, flt, lo, hi)
+        ends = arrays.run_end(pos, size, start, until, lo, hi)
+        ok = ends - start >= min_duration
+        if cutoff is None:
+            full = np.flatnonzero(ok & (ends == until))
+            if len(full):
+                cutoff = seen + int(full[0]) + cal.score_sample + 1
+        if cutoff is not None:
+            ok[max(0, cutoff - seen):] = False
+        scored_pos.append(pos[ok])
+        scored_ends.append(ends[ok])
+        seen += len(pos)
+        if cutoff is not None and seen >= cutoff:
             break
-        if scored_after_full >= 0:
-            scored_after_full += 1
-        end = node.timeline.run_end(size, node.free, start, until)
-        if end - start < min_duration:
-            continue
-        key = (start - end, best_fit_key(node.free - size, node.name))
-        if best is None or key < best[0]:
-            best = (key, node)
-        if end == until and scored_after_full < 0:
-            scored_after_full = 0
-    if best is None:
+    p = np.concatenate(scored_pos) if scored_pos else np.zeros(0, np.int64)
+    if not len(p):
         return None
-    return -best[0][0], best[1]
+    ends = np.concatenate(scored_ends)
+    left = arrays.free[:, p] - np.asarray(size, np.int64)[:, None]
+    best = np.lexsort((arrays.name_rank[p], left[1], left[0], left[2], -ends))[0]
+    return int(ends[best]) - start, arrays.nodes[p[best]]
 
 
 # -- offers -----------------------------------------------------------------------------------

@@ -18,12 +18,13 @@ RESOURCES = 5
 
 
 class Timeline:
-    __slots__ = ("times", "cols", "peak")
+    __slots__ = ("times", "cols", "peak", "arrays")
 
     def __init__(self) -> None:
         self.times: list[int] = [NEG_INF]
         self.cols: tuple[list[int], ...] = tuple([0] for _ in range(RESOURCES))
         self.peak: list[int] = [0] * RESOURCES  # max usage over all time, per resource
+        self.arrays = None  # numpy copies for vector.NodeArrays, dropped at every change
 
     # -- updates -------------------------------------------------------------------------
 
@@ -47,6 +48,7 @@ class Timeline:
 
     def add(self, start: int, end: int, vector: Sequence[int], sign: int = 1) -> None:
         """Add (sign=1) or remove (sign=-1) `vector` over [start, end)."""
+        self.arrays = None
         i = self._split(start)
         j = self._split(end)
         for r in range(RESOURCES):

@@ -9,7 +9,8 @@ import math
 import re
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from functools import lru_cache, wraps
+from typing import Any, Callable, TypeVar
 
 import isodate
 from kubernetes.utils.quantity import parse_quantity
@@ -33,6 +34,20 @@ class UnitError(ValueError):
         self.message = message
 
 
+T = TypeVar("T")
+
+
+def _remembered(parse: Callable[[Any, str], T]) -> Callable[[Any, str], T]:
+    """Remember answers for text and whole-number inputs: clients send the same few values
+    ("4", "8Gi", "PT1H") again and again, and parsing them is most of reading a request."""
+    cached = lru_cache(maxsize=4096, typed=True)(parse)
+
+    @wraps(parse)
+    def call(value: Any, field: str) -> T:
+        return cached(value, field) if type(value) in (str, int) else parse(value, field)
+    return call
+
+
 def _quantity(value: Any, field: str) -> Decimal:
     """A non-negative, finite Kubernetes quantity (strings like 8Gi, 500m; numbers as they are)."""
     if isinstance(value, bool) or not isinstance(value, (str, int, float, Decimal)):
@@ -53,16 +68,19 @@ def _ceil(q: Decimal) -> int:
     return int(q.to_integral_value(rounding="ROUND_CEILING"))
 
 
+@_remembered
 def parse_cpu(value: Any, field: str) -> int:
     """CPU as Kubernetes reads it ("4", "500m", 1.5) -> millicores."""
     return _ceil(_quantity(value, field) * 1000)
 
 
+@_remembered
 def parse_memory(value: Any, field: str) -> int:
     """Memory as Kubernetes reads it -> bytes. "8Gi" = 8*2^30, "8G" = 8*10^9, bare numbers are bytes."""
     return _ceil(_quantity(value, field))
 
 
+@_remembered
 def parse_memory_gib(value: Any, field: str) -> int:
     """Memory as the IVOA ExecutionBroker draft writes it: a bare number means GiB; a suffixed
     string ("8Gi", "8G", "512Mi") is a Kubernetes quantity. -> bytes."""
@@ -73,6 +91,7 @@ def parse_memory_gib(value: Any, field: str) -> int:
     return parse_memory(value, field)
 
 
+@_remembered
 def parse_count(value: Any, field: str) -> int:
     """A whole, non-negative count (GPUs, pods)."""
     q = _quantity(value, field)
@@ -81,6 +100,7 @@ def parse_count(value: Any, field: str) -> int:
     return int(q)
 
 
+@_remembered
 def parse_duration(value: Any, field: str) -> int:
     """A duration -> whole seconds (fractions round up). Accepts ISO 8601 (PT2H, P1DT2H),
     short forms (10m, 9h, 60s, 1h30m, 2d) and bare numbers (seconds)."""
@@ -114,6 +134,7 @@ def parse_duration(value: Any, field: str) -> int:
     return math.ceil(seconds)
 
 
+@_remembered
 def parse_instant(value: Any, field: str) -> int:
     """An instant -> epoch seconds UTC. ISO 8601 with Z or an offset; naive means UTC;
     numbers are epoch seconds. Sub-second parts are dropped."""
@@ -155,11 +176,13 @@ def parse_interval(value: Any, field: str) -> tuple[int, int]:
     return start, end
 
 
+@lru_cache(maxsize=4096)
 def format_cpu(millicores: int) -> str:
     """4000 -> "4", 500 -> "500m"."""
     return str(millicores // 1000) if millicores % 1000 == 0 else f"{millicores}m"
 
 
+@lru_cache(maxsize=4096)
 def format_memory(nbytes: int) -> str:
     """The shortest exact Kubernetes form, binary suffixes first: "8Gi", "512Mi", "8G"; else bytes."""
     best = str(nbytes)
@@ -169,11 +192,13 @@ def format_memory(nbytes: int) -> str:
     return best
 
 
+@lru_cache(maxsize=4096)
 def format_duration(seconds: int) -> str:
     """ISO 8601: 7200 -> "PT2H", 93600 -> "P1DT2H", 0 -> "PT0S"."""
     return isodate.duration_isoformat(timedelta(seconds=seconds)) if seconds else "PT0S"
 
 
+@lru_cache(maxsize=4096)
 def format_instant(epoch: int) -> str:
     """Epoch seconds -> "2026-11-24T15:00:00Z"."""
     return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -10,7 +10,11 @@ from hypothesis import strategies as st
 
 from execplanner.planner.engine import (Calendar, Conflict, PodRequest, Range, Request, Resources, Taint,
                                         Toleration, quota_vector)
-from execplanner.planner.engine.filters import HARD_EFFECTS
+from execplanner.planner.engine import vector
+from execplanner.planner.engine.filters import HARD_EFFECTS, PodFilter
+from execplanner.planner.engine.offers import longest, size_at
+
+from . import reference
 
 T = 60  # time domain
 HORIZON = 60
@@ -326,3 +330,41 @@ def test_random_updates_never_break_the_invariant(data):
             assert after == before - gone - set(revoked)
         assert invariant_violations(nodes, pods, cal.bookings, quota, "ns") == []
         assert cal.check_invariant() == []
+
+
+@SETTINGS
+@given(st.data())
+def test_array_searches_match_the_per_node_loops(data):
+    """vector.py's numpy answers equal the plain loops' (reference.py), node chosen included,
+    also with a small score sample, ranges of one or two nodes, filters, quotas, and after
+    the calendar changed."""
+    cal, nodes, _, quota = build(data.draw, quota_on=True)
+    cal.score_sample = data.draw(st.integers(0, 3))
+    first_span, vector.FIRST_SPAN = vector.FIRST_SPAN, data.draw(st.sampled_from([1, 2, 64]))
+    try:
+        _compare_array_searches(data, cal, nodes, quota)
+    finally:
+        vector.FIRST_SPAN = first_span
+
+
+def _compare_array_searches(data, cal, nodes, quota):
+    ns = "ns" if quota is not None else None
+    for _ in range(3):
+        selector, tolerations = filters(data.draw)
+        flt = PodFilter.of(selector, tolerations)
+        low = small_vec(data.draw, 3)
+        high = low + small_vec(data.draw, 3)
+        start = data.draw(st.integers(0, T))
+        d_min = data.draw(st.integers(1, 20))
+        d_max = d_min + data.draw(st.integers(0, 20))
+        assert size_at(cal, low, high, flt, start, d_min, ns) == reference.size_at(
+            cal, low, high, flt, start, d_min, ns)
+        got = longest(cal, low, flt, start, d_min, d_max, ns)
+        want = reference.longest(cal, low, flt, start, d_min, d_max, ns)
+        assert (got and (got[0], got[1].name)) == (want and (want[0], want[1].name))
+        # Change the calendar between questions: the arrays must follow it.
+        name = data.draw(st.sampled_from(sorted(nodes)))
+        try:
+            cal.book(f"extra{_}", "ns", [(name, small_vec(data.draw))], start, start + d_min)
+        except Conflict:
+            cal.set_pod(f"extra{_}", name, small_vec(data.draw, 1))
