@@ -1,15 +1,18 @@
-"""The nodes' calendars as flat arrays, for the questions that must look at every node.
+"""The nodes' calendars as flat arrays, for the questions that may have to look at every node.
 
 `size_at` ("the biggest size any node holds over [start, end)") and `longest` ("the longest
-run from start, and the tightest node giving it") cannot stop early on a busy cluster: every
-node is partly booked, so each must be looked at. A Python loop costs about a microsecond per
-node; numpy does the same work in C over arrays built once per calendar change.
+run from start, and the tightest node giving it") can seldom stop early on a busy cluster:
+every node is partly booked, so most must be looked at. A Python loop costs about a
+microsecond per node; numpy does the same work in C over arrays built once per calendar
+change, a range of nodes at a time (`spans`) so that the searches still stop where they can.
 
 Layout: the schedulable nodes in `Calendar.by_cpu` order (position p); node p's timeline
-occupies [seg_start[p], seg_end[p]) of `times` and `cols` (one row per resource), and
-`keys` = p * SPAN + time sorts the whole thing, so one searchsorted finds every node's
-segment at an instant. The arrays are a read-only copy: the calendar drops them whenever
-a node, a pod or a booking changes (see Calendar.arrays).
+occupies [seg_start[p], seg_end[p]) of `times` and `slack` (one row per resource: the
+node's free capacity minus the segment's usage), and `keys` = p * SPAN + time sorts the
+whole thing, so one searchsorted finds every node's segment at an instant. The arrays are
+a read-only copy: the calendar drops them whenever a node, a pod or a booking changes
+(Calendar.arrays). offers.size_at / offers.longest say what is searched; this module only
+computes it, and tests/unit/engine/reference.py holds the plain loops it must agree with.
 """
 from __future__ import annotations
 
