@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import kopf
+from kubernetes_asyncio.client.exceptions import ApiException
 
 from execplanner.planner import feed
 from execplanner.planner.engine import Conflict
@@ -32,7 +33,24 @@ log = logging.getLogger("execplanner.operator")
 
 # -- start-up ----------------------------------------------------------------------------------
 
-@kopf.on.startup()
+# Statuses the API server answers while it is busy or (re)starting, for example "storage is
+# (re)initializing" (429) just after a CRD is created or updated: worth another try soon.
+TRANSIENT = frozenset({429, 500, 502, 503, 504})
+
+
+def retry_soon(e: ApiException) -> kopf.TemporaryError | None:
+    """A transient API answer as kopf's TemporaryError, after the server's Retry-After (else 1 s),
+    instead of the start-up activity's default 60 s back-off."""
+    if e.status not in TRANSIENT:
+        return None
+    try:
+        delay = float((e.headers or {}).get("Retry-After", 1))
+    except ValueError:
+        delay = 1.0
+    return kopf.TemporaryError(f"the API server answered {e.status} {e.reason}; retrying", delay=max(delay, 0.5))
+
+
+@kopf.on.startup(backoff=5)
 async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     st = state.init(Settings())
     # kopf keeps this finalizer on every plan while the plan's daemon lives: a deletion, even
@@ -45,7 +63,10 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.posting.level = logging.WARNING  # kopf's own chatter; our Events are posted explicitly
     settings.networking.error_backoffs = [1, 2, 5, 10]
     await kube.connect()
-    await _load(st)
+    try:
+        await _load(st)
+    except ApiException as e:
+        raise (retry_soon(e) or e) from e
     st.housekeeper = asyncio.create_task(_housekeeping(st))
     await _watch(st)
 

@@ -18,3 +18,23 @@ def test_every_registered_handler_runs_on_the_event_loop():
             assert inspect.iscoroutinefunction(handler.fn), f"{handler.fn.__name__} is not async"
     names = {h.fn.__name__ for h in found}
     assert {"node_event", "plan_daemon", "startup"} <= names
+
+
+def _api_error(status, headers=None):
+    from kubernetes_asyncio.client.exceptions import ApiException
+    e = ApiException(status=status, reason="Too Many Requests")
+    e.headers = headers
+    return e
+
+
+def test_a_busy_api_server_at_start_up_is_retried_after_its_retry_after():
+    # "storage is (re)initializing" (429) follows a CRD update; kopf's default would wait 60 s.
+    retry = handlers.retry_soon(_api_error(429, {"Retry-After": "3"}))
+    assert isinstance(retry, kopf.TemporaryError) and retry.delay == 3.0
+    assert handlers.retry_soon(_api_error(503)).delay == 1.0
+    assert handlers.retry_soon(_api_error(429, {"Retry-After": "soon"})).delay == 1.0
+
+
+def test_a_refusal_at_start_up_is_not_retried_soon():
+    assert handlers.retry_soon(_api_error(403)) is None
+    assert handlers.retry_soon(_api_error(404)) is None
