@@ -69,7 +69,7 @@ start() { # start NAME BINARY ARGS...: run in the background unless already aliv
   # lock, above all: a daemon holding it would keep everyone's cluster work waiting forever).
   (
     for fd in /proc/$BASHPID/fd/*; do fd=${fd##*/}; [ "$fd" -gt 2 ] && eval "exec $fd>&-"; done 2>/dev/null
-    exec setsid "$bin" "$@" >>"$logs/$name.log" 2>&1 </dev/null
+    GOGC=$GOGC exec setsid "$bin" "$@" >>"$logs/$name.log" 2>&1 </dev/null
   ) &
   echo $! >"$run/$name.pid"
 }
@@ -95,7 +95,7 @@ start kube-apiserver "$k8s_bin/kube-apiserver" \
   --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
   --service-cluster-ip-range "$SERVICE_CIDR" --allow-privileged=true \
   --max-requests-inflight 1000 --max-mutating-requests-inflight 500 \
-  --event-ttl 1h --profiling=false
+  --event-ttl 1h --profiling="$PROFILING"
 wait_for kube-apiserver 90 kc get --raw /readyz
 
 start kube-controller-manager "$k8s_bin/kube-controller-manager" \
@@ -106,13 +106,13 @@ start kube-controller-manager "$k8s_bin/kube-controller-manager" \
   --use-service-account-credentials=true --service-account-private-key-file "$pki/sa.key" \
   --root-ca-file "$pki/ca.crt" --cluster-signing-cert-file "$pki/ca.crt" --cluster-signing-key-file "$pki/ca.key" \
   --service-cluster-ip-range "$SERVICE_CIDR" --kube-api-qps 200 --kube-api-burst 400 \
-  --concurrent-job-syncs 20 --concurrent-gc-syncs 40 --profiling=false
+  --concurrent-job-syncs 100 --concurrent-gc-syncs 40 --profiling="$PROFILING"
 start kube-scheduler "$k8s_bin/kube-scheduler" \
   --kubeconfig "$state/scheduler.kubeconfig" \
   --authentication-kubeconfig "$state/scheduler.kubeconfig" \
   --authorization-kubeconfig "$state/scheduler.kubeconfig" \
   --bind-address 127.0.0.1 --secure-port "$SCHED_PORT" --leader-elect=false \
-  --kube-api-qps 200 --kube-api-burst 400 --profiling=false
+  --kube-api-qps 200 --kube-api-burst 400 --profiling="$PROFILING"
 
 # --- kwok ---------------------------------------------------------------------
 # The default log of every container on a kwok node (CRI log format; see kwok.yaml), and
