@@ -3,11 +3,12 @@ every reconcile step can be repeated after a crash without harm."""
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
-from kubernetes_asyncio import client, config
+from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
+
+from execplanner.planner import kube as planner_kube
 
 GROUP, VERSION = "execplanner.io", "v1alpha1"
 PLANS, RUNS = "executionplans", "taskruns"
@@ -16,14 +17,10 @@ _api: client.ApiClient | None = None
 
 
 async def connect() -> client.ApiClient:
-    """One client for the process: in-cluster credentials, else $KUBECONFIG / ~/.kube/config."""
+    """One client for the process (made as the planner makes its own)."""
     global _api
     if _api is None:
-        if os.environ.get("KUBERNETES_SERVICE_HOST"):
-            config.load_incluster_config()
-        else:
-            await config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))
-        _api = client.ApiClient()
+        _api = await planner_kube.connect()
     return _api
 
 
