@@ -4,7 +4,11 @@ operator (its own credentials), kube-scheduler, the Job controller and kwok.
 Half the plans start as soon as possible, half in a window that opens START_AHEAD seconds
 later (so placeholders are made and preempted). Prints one JSON line:
 plans, nodes, booked_per_s, create_to_booked_p50_s, create_to_booked_p99_s,
-start_to_running_p99_s (booking start to the task pod Running), operator_rss_mb.
+start_to_running_p99_s (booking start to the task pod Running), operator_rss_mb, and where
+the start's time goes (p99 of each step, as this process's watches saw it): booking start to
+the Job (the operator), Job to its pod (the Job controller), pod to bound (kube-scheduler,
+preempting the placeholders), bound to Running (kwok). BENCH_DETAIL=FILE also writes
+every plan's times (JSON lines, seconds from the first create).
 Everything it creates (a namespace, the nodes) is removed at the end.
 """
 from __future__ import annotations
@@ -58,17 +62,28 @@ def main() -> int:
         booked: dict[str, float] = {}
         starts: dict[str, int] = {}
         running: dict[str, float] = {}
+        jobs: dict[str, float] = {}  # first seen, by plan name
+        pods: dict[str, float] = {}
+        bound: dict[str, float] = {}
         stop = threading.Event()
 
         def follow(list_fn, *args, on_event, **kwargs) -> None:
-            """A watch that restarts (from a fresh list) whenever the stream ends or fails."""
+            """A watch that resumes where it was whenever the stream ends (from now after an error).
+            Events stay plain dicts: a consumer slower than the API server's watch cache would hold
+            up everyone's events of that kind (the cacher blocks on a full watcher before it drops
+            it), and the bench would measure its own lag."""
+            version = None
             while not stop.is_set():
                 try:
-                    for ev in watch.Watch().stream(list_fn, *args, timeout_seconds=60, **kwargs):
-                        on_event(ev["object"])
+                    for ev in watch.Watch().stream(list_fn, *args, timeout_seconds=60, resource_version=version,
+                                                   allow_watch_bookmarks=True, deserialize=False, **kwargs):
+                        version = ev["object"]["metadata"]["resourceVersion"]
+                        if ev["type"] != "BOOKMARK":
+                            on_event(ev["object"])
                         if stop.is_set():
                             return
                 except Exception as e:  # noqa: BLE001  (a benchmark must not lose its watch)
+                    version = None
                     print(f"# watch restarted after {type(e).__name__}: {e}", file=sys.stderr)
 
         def plan_seen(obj: dict) -> None:
@@ -78,10 +93,17 @@ def main() -> int:
                 booked[name] = time.time()
                 starts[name] = parse_instant(status["booking"]["start"], "start")
 
-        def pod_seen(pod) -> None:
-            name = (pod.metadata.labels or {}).get("execplanner.io/plan")
-            if pod.status.phase == "Running" and name not in running:
-                running[name] = time.time()
+        def pod_seen(pod: dict) -> None:
+            name = (pod["metadata"].get("labels") or {}).get("execplanner.io/plan")
+            now = time.time()
+            pods.setdefault(name, now)
+            if pod["spec"].get("nodeName"):
+                bound.setdefault(name, now)
+            if (pod.get("status") or {}).get("phase") == "Running" and name not in running:
+                running[name] = now
+
+        def job_seen(job: dict) -> None:
+            jobs.setdefault((job["metadata"].get("labels") or {}).get("execplanner.io/plan"), time.time())
 
         def watch_plans() -> None:
             follow(custom.list_namespaced_custom_object, "execplanner.io", "v1alpha1", NS, "executionplans",
@@ -90,7 +112,10 @@ def main() -> int:
         def watch_pods() -> None:
             follow(core.list_namespaced_pod, NS, label_selector="execplanner.io/role=task", on_event=pod_seen)
 
-        threads = [threading.Thread(target=f, daemon=True) for f in (watch_plans, watch_pods)]
+        def watch_jobs() -> None:
+            follow(client.BatchV1Api(api).list_namespaced_job, NS, on_event=job_seen)
+
+        threads = [threading.Thread(target=f, daemon=True) for f in (watch_plans, watch_pods, watch_jobs)]
         for t in threads:
             t.start()
         time.sleep(1)
@@ -114,6 +139,16 @@ def main() -> int:
 
         lat = [booked[n] - created[n] for n in booked]
         run = [running[n] - starts[n] for n in running if n in starts]
+
+        def step(a: dict[str, float | int], b: dict[str, float]) -> float:
+            return pct([b[n] - a[n] for n in b if n in a], 0.99)
+        if detail := os.environ.get("BENCH_DETAIL"):  # per plan, seconds from t0, for a closer look
+            with open(detail, "w") as out:
+                for n in created:
+                    json.dump({"plan": n, **{k: round(d[n] - t0, 3) for k, d in (
+                        ("created", created), ("booked", booked), ("start", starts), ("job", jobs), ("pod", pods),
+                        ("bound", bound), ("running", running)) if n in d}}, out)
+                    out.write("\n")
         print(json.dumps({
             "plans": PLANS, "nodes": NODES, "booked": len(booked), "running": len(running),
             "booked_per_s": round(len(booked) / max(1e-9, last_booked - t0), 1),
@@ -121,6 +156,8 @@ def main() -> int:
             "create_to_booked_p99_s": pct(lat, 0.99),
             "start_to_running_p99_s": pct(run, 0.99),
             "operator_rss_mb": round(rss, 1),
+            "start_to_job_p99_s": step(starts, jobs), "job_to_pod_p99_s": step(jobs, pods),
+            "pod_to_bound_p99_s": step(pods, bound), "bound_to_running_p99_s": step(bound, running),
         }), flush=True)
     finally:
         teardown(core, custom, NS, LABEL, op, wait_s=120)
