@@ -1,11 +1,14 @@
-"""What the benchmarks share: percentiles, times, extra kwok nodes, a fresh namespace."""
+"""What the benchmarks share: percentiles, times, extra kwok nodes, a fresh namespace, watches."""
 from __future__ import annotations
 
+import sys
+import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 
-from kubernetes import client
+from kubernetes import client, watch
 
 
 def pct(values: list[float], q: float) -> float:
@@ -102,3 +105,27 @@ def teardown(core: client.CoreV1Api, custom: client.CustomObjectsApi, namespace:
     step("removing finalizers", strip_finalizers)
     step("deleting the namespace", lambda: core.delete_namespace(namespace))
     step("deleting the nodes", lambda: core.delete_collection_node(label_selector=f"{label}=true"))
+
+
+def follow(stop: threading.Event, list_fn, *args, on_event: Callable[[dict], None], **kwargs) -> threading.Thread:
+    """Watch in a thread until `stop`: `on_event(object)` for each event, resuming where it
+    was when the stream ends (from now after an error). Events stay plain dicts: a consumer
+    slower than the API server's watch cache holds up everyone's events of that kind (the
+    cacher blocks on a full watcher before it drops it), and a bench would measure its own lag."""
+    def run() -> None:
+        version = None
+        while not stop.is_set():
+            try:
+                for ev in watch.Watch().stream(list_fn, *args, timeout_seconds=60, resource_version=version,
+                                               allow_watch_bookmarks=True, deserialize=False, **kwargs):
+                    version = ev["object"]["metadata"]["resourceVersion"]
+                    if ev["type"] != "BOOKMARK":
+                        on_event(ev["object"])
+                    if stop.is_set():
+                        return
+            except Exception as e:  # noqa: BLE001  (a benchmark must not lose its watch)
+                version = None
+                print(f"# watch restarted after {type(e).__name__}: {e}", file=sys.stderr)
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread

@@ -17,9 +17,9 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from kubernetes import client, config, watch
+from kubernetes import client, config
 
-from benchlib import fresh_namespace, make_nodes, pct, teardown
+from benchlib import follow, fresh_namespace, make_nodes, pct, teardown
 from execplanner import localrun
 
 JOBS = int(os.environ.get("BENCH_JOBS", 500))
@@ -54,29 +54,19 @@ def main() -> int:
     running: dict[str, float] = {}
     stop = threading.Event()
 
-    def follow(list_fn, on_event) -> None:
-        while not stop.is_set():
-            try:
-                for ev in watch.Watch().stream(list_fn, NS, timeout_seconds=60):
-                    on_event(ev["object"])
-                    if stop.is_set():
-                        return
-            except Exception as e:  # noqa: BLE001
-                print(f"# watch restarted after {type(e).__name__}: {e}", file=sys.stderr)
-
-    def pod_seen(pod) -> None:
-        name, now = (pod.metadata.labels or {}).get("floor"), time.time()
+    def pod_seen(pod: dict) -> None:
+        name, now = (pod["metadata"].get("labels") or {}).get("floor"), time.time()
         pods.setdefault(name, now)
-        if pod.spec.node_name:
+        if pod["spec"].get("nodeName"):
             bound.setdefault(name, now)
-        if pod.status.phase == "Running":
+        if (pod.get("status") or {}).get("phase") == "Running":
             running.setdefault(name, now)
 
-    def job_seen(j) -> None:
-        jobs.setdefault(j.metadata.name, time.time())
+    def job_seen(job: dict) -> None:
+        jobs.setdefault(job["metadata"]["name"], time.time())
 
-    for target in (lambda: follow(core.list_namespaced_pod, pod_seen), lambda: follow(batch.list_namespaced_job, job_seen)):
-        threading.Thread(target=target, daemon=True).start()
+    follow(stop, core.list_namespaced_pod, NS, on_event=pod_seen)
+    follow(stop, batch.list_namespaced_job, NS, on_event=job_seen)
     time.sleep(1)
     try:
         t0 = time.time()

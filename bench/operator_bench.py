@@ -23,9 +23,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from kubernetes import client, config, watch
+from kubernetes import client, config
 
-from benchlib import fresh_namespace, iso, make_nodes, pct, teardown
+from benchlib import follow, fresh_namespace, iso, make_nodes, pct, teardown
 from execplanner import localrun
 from execplanner.planner.engine import parse_instant
 
@@ -67,25 +67,6 @@ def main() -> int:
         bound: dict[str, float] = {}
         stop = threading.Event()
 
-        def follow(list_fn, *args, on_event, **kwargs) -> None:
-            """A watch that resumes where it was whenever the stream ends (from now after an error).
-            Events stay plain dicts: a consumer slower than the API server's watch cache would hold
-            up everyone's events of that kind (the cacher blocks on a full watcher before it drops
-            it), and the bench would measure its own lag."""
-            version = None
-            while not stop.is_set():
-                try:
-                    for ev in watch.Watch().stream(list_fn, *args, timeout_seconds=60, resource_version=version,
-                                                   allow_watch_bookmarks=True, deserialize=False, **kwargs):
-                        version = ev["object"]["metadata"]["resourceVersion"]
-                        if ev["type"] != "BOOKMARK":
-                            on_event(ev["object"])
-                        if stop.is_set():
-                            return
-                except Exception as e:  # noqa: BLE001  (a benchmark must not lose its watch)
-                    version = None
-                    print(f"# watch restarted after {type(e).__name__}: {e}", file=sys.stderr)
-
         def plan_seen(obj: dict) -> None:
             status = obj.get("status") or {}
             name = obj["metadata"]["name"]
@@ -105,19 +86,10 @@ def main() -> int:
         def job_seen(job: dict) -> None:
             jobs.setdefault((job["metadata"].get("labels") or {}).get("execplanner.io/plan"), time.time())
 
-        def watch_plans() -> None:
-            follow(custom.list_namespaced_custom_object, "execplanner.io", "v1alpha1", NS, "executionplans",
-                   on_event=plan_seen)
-
-        def watch_pods() -> None:
-            follow(core.list_namespaced_pod, NS, label_selector="execplanner.io/role=task", on_event=pod_seen)
-
-        def watch_jobs() -> None:
-            follow(client.BatchV1Api(api).list_namespaced_job, NS, on_event=job_seen)
-
-        threads = [threading.Thread(target=f, daemon=True) for f in (watch_plans, watch_pods, watch_jobs)]
-        for t in threads:
-            t.start()
+        follow(stop, custom.list_namespaced_custom_object, "execplanner.io", "v1alpha1", NS, "executionplans",
+               on_event=plan_seen)
+        follow(stop, core.list_namespaced_pod, NS, label_selector="execplanner.io/role=task", on_event=pod_seen)
+        follow(stop, client.BatchV1Api(api).list_namespaced_job, NS, on_event=job_seen)
         time.sleep(1)
         t0 = time.time()
 
