@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 
@@ -14,6 +14,28 @@ from kubernetes import client, watch
 def pct(values: list[float], q: float) -> float:
     values = sorted(values)
     return round(values[min(len(values) - 1, int(q * len(values)))], 3) if values else float("nan")
+
+
+def step_p99(earlier: Mapping[str, float], later: Mapping[str, float]) -> float:
+    """p99 of the time from one step to the next, over the names both saw."""
+    return pct([later[n] - earlier[n] for n in later if n in earlier], 0.99)
+
+
+class PodTimes:
+    """When a watch first saw each pod (by a name the caller picks) created, bound and Running."""
+
+    def __init__(self) -> None:
+        self.created: dict[str, float] = {}
+        self.bound: dict[str, float] = {}
+        self.running: dict[str, float] = {}
+
+    def seen(self, name: str, pod: dict) -> None:
+        now = time.time()
+        self.created.setdefault(name, now)
+        if pod["spec"].get("nodeName"):
+            self.bound.setdefault(name, now)
+        if (pod.get("status") or {}).get("phase") == "Running":
+            self.running.setdefault(name, now)
 
 
 def iso(t: float) -> str:

@@ -19,8 +19,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 from kubernetes import client, config
 
-from benchlib import follow, fresh_namespace, make_nodes, pct, teardown
+from benchlib import PodTimes, follow, fresh_namespace, make_nodes, pct, step_p99, teardown
 from execplanner import localrun
+from execplanner.operator.settings import Settings
 
 JOBS = int(os.environ.get("BENCH_JOBS", 500))
 NODES = int(os.environ.get("BENCH_NODES", 200))
@@ -37,7 +38,7 @@ def job(i: int, node: str) -> dict:
                              "annotations": {"pod-complete.stage.kwok.x-k8s.io/delay": "10s"}},
                 "spec": {"containers": [{"name": "task", "image": "registry.k8s.io/pause:3.10",
                                          "resources": {"requests": resources, "limits": resources}}],
-                         "restartPolicy": "Never", "priorityClassName": "execplanner-task",
+                         "restartPolicy": "Never", "priorityClassName": Settings().task_priority_class,
                          "nodeSelector": {LABEL: "true", "kubernetes.io/hostname": node}}}}}
 
 
@@ -49,18 +50,12 @@ def main() -> int:
     nodes = make_nodes(core, NODES, LABEL)
     created: dict[str, float] = {}
     jobs: dict[str, float] = {}
-    pods: dict[str, float] = {}
-    bound: dict[str, float] = {}
-    running: dict[str, float] = {}
+    pods = PodTimes()
+    running = pods.running
     stop = threading.Event()
 
     def pod_seen(pod: dict) -> None:
-        name, now = (pod["metadata"].get("labels") or {}).get("floor"), time.time()
-        pods.setdefault(name, now)
-        if pod["spec"].get("nodeName"):
-            bound.setdefault(name, now)
-        if (pod.get("status") or {}).get("phase") == "Running":
-            running.setdefault(name, now)
+        pods.seen((pod["metadata"].get("labels") or {}).get("floor"), pod)
 
     def job_seen(job: dict) -> None:
         jobs.setdefault(job["metadata"]["name"], time.time())
@@ -83,16 +78,14 @@ def main() -> int:
             time.sleep(0.5)
         stop.set()
 
-        def step(a: dict[str, float], b: dict[str, float]) -> float:
-            return pct([b[n] - a[n] for n in b if n in a], 0.99)
-
         total = [running[n] - created[n] for n in running if n in created]
         print(json.dumps({
             "jobs": JOBS, "nodes": NODES, "running": len(running), "create_s": round(create_s, 2),
             "create_to_running_p50_s": round(statistics.median(total), 3) if total else None,
             "create_to_running_p99_s": pct(total, 0.99),
-            "job_to_pod_p99_s": step(jobs, pods), "pod_to_bound_p99_s": step(pods, bound),
-            "bound_to_running_p99_s": step(bound, running),
+            "job_to_pod_p99_s": step_p99(jobs, pods.created),
+            "pod_to_bound_p99_s": step_p99(pods.created, pods.bound),
+            "bound_to_running_p99_s": step_p99(pods.bound, running),
         }), flush=True)
     finally:
         teardown(core, custom, NS, LABEL, wait_s=60)

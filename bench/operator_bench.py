@@ -25,7 +25,7 @@ from pathlib import Path
 
 from kubernetes import client, config
 
-from benchlib import follow, fresh_namespace, iso, make_nodes, pct, teardown
+from benchlib import PodTimes, follow, fresh_namespace, iso, make_nodes, pct, step_p99, teardown
 from execplanner import localrun
 from execplanner.planner.engine import parse_instant
 
@@ -61,10 +61,9 @@ def main() -> int:
         created: dict[str, float] = {}
         booked: dict[str, float] = {}
         starts: dict[str, int] = {}
-        running: dict[str, float] = {}
         jobs: dict[str, float] = {}  # first seen, by plan name
-        pods: dict[str, float] = {}
-        bound: dict[str, float] = {}
+        pods = PodTimes()  # the task pods, by plan name
+        running = pods.running
         stop = threading.Event()
 
         def plan_seen(obj: dict) -> None:
@@ -75,13 +74,7 @@ def main() -> int:
                 starts[name] = parse_instant(status["booking"]["start"], "start")
 
         def pod_seen(pod: dict) -> None:
-            name = (pod["metadata"].get("labels") or {}).get("execplanner.io/plan")
-            now = time.time()
-            pods.setdefault(name, now)
-            if pod["spec"].get("nodeName"):
-                bound.setdefault(name, now)
-            if (pod.get("status") or {}).get("phase") == "Running" and name not in running:
-                running[name] = now
+            pods.seen((pod["metadata"].get("labels") or {}).get("execplanner.io/plan"), pod)
 
         def job_seen(job: dict) -> None:
             jobs.setdefault((job["metadata"].get("labels") or {}).get("execplanner.io/plan"), time.time())
@@ -111,15 +104,12 @@ def main() -> int:
 
         lat = [booked[n] - created[n] for n in booked]
         run = [running[n] - starts[n] for n in running if n in starts]
-
-        def step(a: dict[str, float | int], b: dict[str, float]) -> float:
-            return pct([b[n] - a[n] for n in b if n in a], 0.99)
         if detail := os.environ.get("BENCH_DETAIL"):  # per plan, seconds from t0, for a closer look
             with open(detail, "w") as out:
                 for n in created:
                     json.dump({"plan": n, **{k: round(d[n] - t0, 3) for k, d in (
-                        ("created", created), ("booked", booked), ("start", starts), ("job", jobs), ("pod", pods),
-                        ("bound", bound), ("running", running)) if n in d}}, out)
+                        ("created", created), ("booked", booked), ("start", starts), ("job", jobs),
+                        ("pod", pods.created), ("bound", pods.bound), ("running", running)) if n in d}}, out)
                     out.write("\n")
         print(json.dumps({
             "plans": PLANS, "nodes": NODES, "booked": len(booked), "running": len(running),
@@ -128,8 +118,9 @@ def main() -> int:
             "create_to_booked_p99_s": pct(lat, 0.99),
             "start_to_running_p99_s": pct(run, 0.99),
             "operator_rss_mb": round(rss, 1),
-            "start_to_job_p99_s": step(starts, jobs), "job_to_pod_p99_s": step(jobs, pods),
-            "pod_to_bound_p99_s": step(pods, bound), "bound_to_running_p99_s": step(bound, running),
+            "start_to_job_p99_s": step_p99(starts, jobs), "job_to_pod_p99_s": step_p99(jobs, pods.created),
+            "pod_to_bound_p99_s": step_p99(pods.created, pods.bound),
+            "bound_to_running_p99_s": step_p99(pods.bound, running),
         }), flush=True)
     finally:
         teardown(core, custom, NS, LABEL, op, wait_s=120)
