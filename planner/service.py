@@ -11,6 +11,7 @@ import sys
 
 from aiohttp import web
 
+from .accesslog import AccessLog
 from .cache import Cache
 from .chartsize import ChartSizer
 from .http.app import make_app
@@ -42,7 +43,7 @@ async def build(settings: PlannerSettings) -> Service:
     metrics = Metrics(cache_age=lambda: cache.age() if cache.synced else -1,
                       nodes=lambda: len(cache.calendar.nodes), bookings=lambda: len(cache.calendar.bookings))
     return Service(settings=settings, cache=cache, auth=Authenticator(settings), kube=Kube(api), metrics=metrics,
-                   charts=ChartSizer())
+                   charts=ChartSizer(), access=AccessLog(settings.access_log))
 
 
 async def serve(settings: PlannerSettings, ready: asyncio.Event | None = None) -> None:
@@ -68,6 +69,7 @@ async def serve(settings: PlannerSettings, ready: asyncio.Event | None = None) -
         await stop.wait()
     finally:
         await runner.cleanup()
+        svc.access.flush()
         await svc.cache.stop()
         await svc.kube.api.close()
 

@@ -39,4 +39,6 @@ class PlannerSettings(BaseSettings):
     pod_annotations: dict[str, str] = Field(default_factory=dict, description="Annotations added to the pods of "
                                             "every task submitted over HTTP (JSON), e.g. kwok's run time on a "
                                             "test cluster or a site's accounting tags.")
+    access_log: bool = Field(True, description="One JSON line per request on stderr (written in batches, "
+                                               "see accesslog.py).")
     horizon_days: int = Field(7, ge=1, description="How far ahead answers look (as the operator).")

@@ -75,10 +75,10 @@ async def observe(request: web.Request, handler) -> web.StreamResponse:
         elapsed = time.perf_counter() - started
         route = request.match_info.route.resource
         name = route.canonical if route is not None else "unmatched"
-        request.app[SERVICE].metrics.requests.labels(name, request.method, str(status)).observe(elapsed)
+        svc = request.app[SERVICE]
+        svc.metrics.requests.labels(name, request.method, str(status)).observe(elapsed)
         if name not in OPEN:
-            log.info("request", extra={"method": request.method, "path": request.path, "route": name,
-                                       "status": status, "ms": round(elapsed * 1000, 2)})
+            svc.access.record(request.method, request.path, name, status, round(elapsed * 1000, 2))
 
 
 def make_app(svc: Service) -> web.Application:

@@ -4,12 +4,13 @@ caller is."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 from aiohttp import web
 
+from ..accesslog import AccessLog
 from ..cache import Cache
 from ..chartsize import ChartSizer
 from ..identity import Authenticator, Identity, Unauthorized
@@ -28,6 +29,7 @@ class Service:
     kube: Kube
     metrics: Metrics
     charts: ChartSizer
+    access: AccessLog = field(default_factory=AccessLog)
 
 
 SERVICE = web.AppKey("service", Service)

@@ -50,7 +50,7 @@ NON_DEFAULT = {
                 "namespaces": {"template": "u-{user}", "map": {"alice": "team-a"}, "create": False},
                 "taskPodAnnotations": {"example.org/cost-centre": "astro-42"},
                 "offersetWaitSeconds": 2.5, "offersetDefaultCount": 5, "uwsDestructionDays": 3,
-                "uwsDefaultDurationSeconds": 7200, "maxWaitSeconds": 60, "maxBodyBytes": 10_000_000,
+                "uwsDefaultDurationSeconds": 7200, "maxWaitSeconds": 60, "maxBodyBytes": 10_000_000, "accessLog": False,
                 "service": {"type": "NodePort", "port": 8443}},
 }
 
