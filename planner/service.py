@@ -41,7 +41,8 @@ async def build(settings: PlannerSettings) -> Service:
     api = await connect()
     cache = Cache(api, settings.horizon_days)
     metrics = Metrics(cache_age=lambda: cache.age() if cache.synced else -1,
-                      nodes=lambda: len(cache.calendar.nodes), bookings=lambda: len(cache.calendar.bookings))
+                      nodes=lambda: len(cache.calendar.nodes), bookings=lambda: len(cache.calendar.bookings),
+                      searches=lambda: (cache.calendar.offers_searched, cache.calendar.offers_reused))
     return Service(settings=settings, cache=cache, auth=Authenticator(settings), kube=Kube(api), metrics=metrics,
                    charts=ChartSizer(), access=AccessLog(settings.access_log))
 

@@ -145,6 +145,10 @@ class Calendar:
         self._seq = 0
         self._log: list[Revocation] = []
         self._arrays: NodeArrays | None = None  # by_cpu as arrays; None whenever anything changed
+        # Answers given since the last change, for the current second (see offers()).
+        self._answers: dict[tuple, OfferResult] = {}
+        self._answers_at = -1
+        self.offers_reused = self.offers_searched = 0
 
     # -- queries (delegated to fit.py / offers.py) -----------------------------------------
 
@@ -153,8 +157,24 @@ class Calendar:
         return fit(self, pods, start, end, namespace)
 
     def offers(self, request: Request, now: int, count: int = 3, namespace: str | None = None) -> OfferResult:
-        from .offers import offers
-        return offers(self, request, now, count, namespace)
+        """offers.offers. The answer is a function of the calendar, the question and the second
+        asked in, so an identical question in the same second, with nothing changed since, gets
+        the same (shared: not to be modified) answer without the search; a service asked for
+        the same few sizes by many clients saves most of its searching."""
+        from .offers import offers, question_key
+        if now != self._answers_at:
+            self._answers.clear()
+            self._answers_at = now
+        key = (question_key(request), count, namespace, self.horizon, self.score_sample)
+        result = self._answers.get(key)
+        if result is None:
+            self.offers_searched += 1
+            result = offers(self, request, now, count, namespace)
+            if len(self._answers) < 4096:
+                self._answers[key] = result
+        else:
+            self.offers_reused += 1
+        return result
 
     def arrays(self) -> NodeArrays:
         """The schedulable nodes' calendars as arrays (vector.py), rebuilt after any change."""
@@ -253,8 +273,14 @@ class Calendar:
             if node.allocatable.gpu > 0:
                 self.gpu_by_cpu.add(node)
 
-    def _unindex(self, node: NodeState) -> None:
+    def _changed(self) -> None:
+        """The one place saying that something an answer reads has changed: what was derived
+        from the old state is dropped."""
         self._arrays = None
+        self._answers.clear()
+
+    def _unindex(self, node: NodeState) -> None:
+        self._changed()
         self.by_cpu.discard(node)
         self.gpu_by_cpu.discard(node)
 
@@ -327,7 +353,7 @@ class Calendar:
         return start
 
     def _apply(self, booking: Booking) -> None:
-        self._arrays = None
+        self._changed()
         self.bookings[booking.id] = booking
         self._ends.add((booking.end, booking.id))
         if booking.expires is not None:
@@ -347,7 +373,7 @@ class Calendar:
     def _remove(self, booking_id: str) -> set[str]:
         """Take a booking out; returns the nodes whose base may have grown (its pods now count)."""
         booking = self.bookings.pop(booking_id)
-        self._arrays = None
+        self._changed()
         self._ends.discard((booking.end, booking.id))
         if booking.expires is not None:
             self._holds.discard((booking.expires, booking.id))
@@ -373,6 +399,7 @@ class Calendar:
         if booking is None:
             raise KeyError(booking_id)
         if booking.expires is not None:
+            self._changed()
             self._holds.discard((booking.expires, booking.id))
             self.bookings[booking_id] = Booking(booking.id, booking.namespace, booking.start, booking.end,
                                                 booking.placements, None, booking.seq)
@@ -408,6 +435,7 @@ class Calendar:
     def set_quota(self, namespace: str, quota: Resources | None) -> list[str]:
         """Set (None: remove) the namespace's quota (see quota.quota_vector / quota_from_resourcequota).
         Returns bookings revoked, newest first, because they no longer fit a lowered quota."""
+        self._changed()
         if quota is None:
             self.quotas.pop(namespace, None)
             self._ns_timelines.pop(namespace, None)

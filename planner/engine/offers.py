@@ -65,6 +65,16 @@ class Request:
     name: str = "main"  # the flexible pod's name in placements
 
 
+def question_key(r: Request) -> tuple:
+    """Every field of the request, hashable (mappings as sorted pairs), for Calendar.offers to
+    recognise a question asked again. (A unit test changes each field of Request in turn and
+    checks that the key changes: a field added later cannot be forgotten here.)"""
+    pods = None if r.pods is None else tuple(
+        (p.name, p.requests, tuple(sorted(p.node_selector.items())), p.tolerations) for p in r.pods)
+    return (r.cpu, r.memory, r.gpu, r.duration, r.windows, tuple(sorted(r.node_selector.items())), r.tolerations,
+            r.minimal, pods, r.ephemeral, r.name)
+
+
 @dataclass(frozen=True)
 class Offer:
     start: int
@@ -91,6 +101,9 @@ class Offer:
 
 @dataclass(frozen=True)
 class OfferResult:
+    """Offers, or the reasons there are none. Calendar.offers may hand the same result to
+    several callers: read it, do not change it."""
+
     offers: list[Offer]
     reasons: list[Reason]
 

@@ -12,7 +12,7 @@ from execplanner.planner.engine import (Calendar, Conflict, PodRequest, Range, R
                                         Toleration, quota_vector)
 from execplanner.planner.engine import vector
 from execplanner.planner.engine.filters import HARD_EFFECTS, PodFilter
-from execplanner.planner.engine.offers import longest, size_at
+from execplanner.planner.engine.offers import longest, offers, size_at
 
 from . import reference
 
@@ -257,7 +257,11 @@ def test_random_updates_never_break_the_invariant(data):
         cal.set_node(name, n["alloc"], n["labels"], n["taints"], ready=n["ready"])
     pods: dict = {}
     quota = None
+    # Asked before every change and again after it: an answer reused (Calendar.offers) must be
+    # what a fresh search gives, whatever the change was.
+    question = Request(cpu=Range(1, 3), memory=Range(1, 2), duration=Range(2, 8), windows=((0, T),))
     for step in range(draw(st.integers(1, 25))):
+        cal.offers(question, 0, 2, "ns")
         op = draw(OPS)
         before = set(cal.bookings)
         gone: set = set()  # bookings this op removes on purpose
@@ -330,6 +334,7 @@ def test_random_updates_never_break_the_invariant(data):
             assert after == before - gone - set(revoked)
         assert invariant_violations(nodes, pods, cal.bookings, quota, "ns") == []
         assert cal.check_invariant() == []
+        assert cal.offers(question, 0, 2, "ns") == offers(cal, question, 0, 2, "ns"), f"stale answer after {op}"
 
 
 @SETTINGS
