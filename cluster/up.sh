@@ -106,7 +106,8 @@ start kube-controller-manager "$k8s_bin/kube-controller-manager" \
   --use-service-account-credentials=true --service-account-private-key-file "$pki/sa.key" \
   --root-ca-file "$pki/ca.crt" --cluster-signing-cert-file "$pki/ca.crt" --cluster-signing-key-file "$pki/ca.key" \
   --service-cluster-ip-range "$SERVICE_CIDR" --kube-api-qps 200 --kube-api-burst 400 \
-  --concurrent-job-syncs 100 --concurrent-gc-syncs 40 --profiling="$PROFILING"
+  --concurrent-job-syncs 100 --concurrent-gc-syncs 40 --profiling="$PROFILING" \
+  --node-monitor-grace-period 150s
 start kube-scheduler "$k8s_bin/kube-scheduler" \
   --kubeconfig "$state/scheduler.kubeconfig" \
   --authentication-kubeconfig "$state/scheduler.kubeconfig" \
