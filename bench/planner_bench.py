@@ -5,7 +5,10 @@ The booked plans are written as the operator writes them (a Booked status with p
 the bench nodes, spread over the next days), without the operator running, so that setting
 up 10,000 bookings takes a minute rather than the operator's booking time; the planner reads
 them through its watches exactly as it reads the operator's. Then, for 1, 16 and 128 clients,
-one JSON line: clients, answers_per_s, p50_ms, p99_ms, errors, rss_mb (the planner's). Last,
+one JSON line: clients, answers_per_s, p50_ms, p99_ms, errors, rss_mb (the planner's), and
+how many answers were searched for and how many reused (Calendar.offers: the same question
+in the same second); first with the `mix` of questions (common sizes, which come again),
+then with `distinct` questions (none comes again: every answer is searched for). Last,
 with the operator started, POST /offersets until its offers are available (the POST answers
 once the operator has written them): offerset_p50_s, offerset_p99_s. Everything it creates
 (a namespace, its plans, the nodes) is removed at the end.
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -32,6 +36,7 @@ PLANS = int(os.environ.get("BENCH_PLANS", 10_000))
 SECONDS = float(os.environ.get("BENCH_SECONDS", 10))
 OFFERSETS = int(os.environ.get("BENCH_OFFERSETS", 40))
 CONCURRENCY = [int(c) for c in os.environ.get("BENCH_CLIENTS", "1,16,128").split(",")]
+QUESTIONS = os.environ.get("BENCH_QUESTIONS", "mix,distinct").split(",")
 NS = "execplanner-bench-planner"
 LABEL = "execplanner.io/bench-planner"
 GROUP, VERSION, PLURAL = "execplanner.io", "v1alpha1", "executionplans"
@@ -68,6 +73,14 @@ def get(url: str, headers: dict | None = None) -> dict:
         return json.loads(r.read())
 
 
+def searches(url: str) -> dict[str, float]:
+    """The planner's execplanner_planner_offer_searches_total, by result (searched, reused)."""
+    with urllib.request.urlopen(f"{url}/metrics", timeout=30) as r:
+        text = r.read().decode()
+    return {m[1]: float(m[2]) for m in re.finditer(r'^execplanner_planner_offer_searches_total\{result="(\w+)"\} (\S+)$',
+                                                   text, re.MULTILINE)}
+
+
 def main() -> int:
     kubeconfig = localrun.cluster().kubeconfig
     api = config.new_client_from_config(config_file=kubeconfig)
@@ -101,13 +114,17 @@ def main() -> int:
         pl.start(timeout=300)
         ready = get(f"{pl.url}/readyz")
         print(f"# planner ready in {time.monotonic() - t:.1f}s: {ready}", file=sys.stderr)
-        for clients in CONCURRENCY:
-            out = subprocess.run([sys.executable, str(HERE / "planner_load.py"), pl.url, token, str(clients),
-                                  str(SECONDS)], capture_output=True, text=True, check=True)
-            line = json.loads(out.stdout)
-            line["rss_mb"] = round(pl.rss_mb(), 1)
-            line.update(nodes=ready["nodes"], plans=PLANS)
-            print(json.dumps(line), flush=True)
+        for questions in QUESTIONS:
+            for clients in CONCURRENCY:
+                before = searches(pl.url)
+                out = subprocess.run([sys.executable, str(HERE / "planner_load.py"), pl.url, token, str(clients),
+                                      str(SECONDS), questions], capture_output=True, text=True, check=True)
+                after = searches(pl.url)
+                line = json.loads(out.stdout)
+                line["rss_mb"] = round(pl.rss_mb(), 1)
+                line.update({k: int(after.get(k, 0) - before.get(k, 0)) for k in ("searched", "reused")})
+                line.update(nodes=ready["nodes"], plans=PLANS)
+                print(json.dumps(line), flush=True)
 
         t = time.monotonic()
         op.start(timeout=600)
