@@ -156,9 +156,9 @@ if ! alive kwok; then
   # kwok watches Logs objects (--enable-crds Logs): their CRD must exist before it starts.
   kc apply --server-side --force-conflicts -f "$kwok_crds" >/dev/null
   kc wait --for=condition=Established --timeout=30s crd/logs.kwok.x-k8s.io >/dev/null
-  # A kwok takes over a node only once the node's lease has expired (40 s after the last
-  # renewal): release the leases a previous kwok (a new identity every start) still holds,
-  # so that pods on existing fake nodes move on at once and not 40 s later.
+  # A kwok takes over a node only once the node's lease has expired (nodeLeaseDurationSeconds
+  # in kwok.yaml after the last renewal): release the leases a previous kwok (a new identity
+  # every start) still holds, so that pods on existing fake nodes move on at once.
   fake_nodes=$(kc get nodes -o go-template='{{range .items}}{{$n := .metadata.name}}{{with .metadata.annotations}}{{if eq (or (index . "kwok.x-k8s.io/node") "") "fake"}}{{$n}} {{end}}{{end}}{{end}}')
   # shellcheck disable=SC2086 # one word per node
   [ -z "$fake_nodes" ] || kc -n kube-node-lease delete lease $fake_nodes --ignore-not-found --wait=false >/dev/null
