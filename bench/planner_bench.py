@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -28,6 +27,7 @@ from pathlib import Path
 
 from benchlib import fresh_namespace, iso, make_nodes, pct, teardown
 from kubernetes import client, config
+from prometheus_client.parser import text_string_to_metric_families
 
 from execplanner import devidentity, localrun
 
@@ -77,8 +77,8 @@ def searches(url: str) -> dict[str, float]:
     """The planner's execplanner_planner_offer_searches_total, by result (searched, reused)."""
     with urllib.request.urlopen(f"{url}/metrics", timeout=30) as r:
         text = r.read().decode()
-    return {m[1]: float(m[2]) for m in re.finditer(r'^execplanner_planner_offer_searches_total\{result="(\w+)"\} (\S+)$',
-                                                   text, re.MULTILINE)}
+    return {s.labels["result"]: s.value for family in text_string_to_metric_families(text)
+            if family.name == "execplanner_planner_offer_searches" for s in family.samples}
 
 
 def main() -> int:

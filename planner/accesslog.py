@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import TextIO
 
 LOGGER = "execplanner.planner.access"
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%S"  # as every log line of the service (service.JsonLines)
 
 
 class AccessLog:
@@ -34,7 +35,7 @@ class AccessLog:
     def _time(self) -> str:
         now = int(time.time())
         if now != self._second:  # formatted once a second, as logging.Formatter.formatTime does it
-            self._second, self._stamp = now, time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(now))
+            self._second, self._stamp = now, time.strftime(TIME_FORMAT, time.localtime(now))
         return self._stamp
 
     def record(self, method: str, path: str, route: str, status: int, ms: float) -> None:

@@ -13,7 +13,7 @@ BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10
 
 class Metrics:
     def __init__(self, cache_age: Callable[[], float], nodes: Callable[[], float],
-                 bookings: Callable[[], float], searches: Callable[[], tuple[int, int]] = lambda: (0, 0)) -> None:
+                 bookings: Callable[[], float], searches: Callable[[], tuple[int, int]]) -> None:
         self.registry = CollectorRegistry()
         self.requests = Histogram("execplanner_planner_request_seconds", "HTTP request latency.",
                                   ["route", "method", "status"], registry=self.registry, buckets=BUCKETS)
@@ -37,10 +37,10 @@ class _Searches(Collector):
         self.read = read
 
     def collect(self):
-        computed, reused = self.read()
+        searched, reused = self.read()
         family = CounterMetricFamily("execplanner_planner_offer_searches", "Offer questions answered by the "
                                      "engine: searched, or reused (asked again in the same second with "
                                      "nothing changed).", labels=["result"])
-        family.add_metric(["searched"], computed)
+        family.add_metric(["searched"], searched)
         family.add_metric(["reused"], reused)
         yield family

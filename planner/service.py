@@ -11,7 +11,7 @@ import sys
 
 from aiohttp import web
 
-from .accesslog import AccessLog
+from .accesslog import TIME_FORMAT, AccessLog
 from .cache import Cache
 from .chartsize import ChartSizer
 from .http.app import make_app
@@ -29,7 +29,7 @@ class JsonLines(logging.Formatter):
     """One JSON object per log line (structured logs), with any `extra` fields."""
 
     def format(self, record: logging.LogRecord) -> str:
-        entry = {"time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"), "level": record.levelname,
+        entry = {"time": self.formatTime(record, TIME_FORMAT), "level": record.levelname,
                  "logger": record.name, "message": record.getMessage()}
         entry.update({k: v for k, v in record.__dict__.items() if k not in _STANDARD})
         if record.exc_info:
