@@ -703,7 +703,8 @@ def test_books_now_runs_and_completes(ctx):
 def test_future_window_holds_capacity_with_placeholders_then_runs(ctx):
     window_start = whole_second_after(8)
     window = f"{rfc3339(window_start)}/{rfc3339(window_start + timedelta(seconds=60))}"
-    ctx.create(plan_body("later", cores=3, memory="6Gi", duration="PT15S", start=[window],
+    # 9 of a node's 16 cores: the task's pod and a placeholder cannot share the node.
+    ctx.create(plan_body("later", cores=9, memory="6Gi", duration="PT15S", start=[window],
                          annotations={COMPLETE: "6s"}))
     plan, b = ctx.wait_booked("later", timeout=15)
     uid, d = plan["metadata"]["uid"], ctx.describe
@@ -726,7 +727,7 @@ def test_future_window_holds_capacity_with_placeholders_then_runs(ctx):
     check_placeholders(holds, plan, b, ctx)
     assert phase_of(ctx.get("later")) == "Booked", f"{d('later')}"
 
-    # At the start the task pod replaces them on the same node.
+    # At the start the task pod replaces them on the same node: kube-scheduler preempts them.
     def replaced():
         pods = [p for p in ctx.pods(uid, "task") if p.status.phase == "Running"]
         return pods[0] if pods and not ctx.pods(uid, "placeholder") else None
@@ -736,6 +737,13 @@ def test_future_window_holds_capacity_with_placeholders_then_runs(ctx):
     assert pod.metadata.creation_timestamp >= start - timedelta(seconds=1), \
         f"the task pod was created at {pod.metadata.creation_timestamp}, before the booked start {b['start']}"
     assert_task_pod_matches_booking(pod, ctx.get("later"), b, ctx)
+
+    def preempted():
+        names = {p.metadata.name for p in holds}
+        events = ctx.core.list_namespaced_event(ctx.ns, field_selector="reason=Preempted").items
+        return {e.involved_object.name for e in events} >= names or None
+
+    ctx.wait(preempted, 10, "kube-scheduler's Preempted events on the placeholders", names=("later",))
     ctx.wait_phase("later", "Completed", timeout=30)
 
 
