@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 VENV_STAMP := $(VENV)/.installed-$(shell cat pyproject.toml setup.py | sha1sum | cut -c1-12)
 
 .PHONY: help venv build cluster cluster-down cluster-purge kubeconfig demo test test-unit \
-        test-integration bench-engine bench-operator bench-floor bench-planner operator planner token
+        test-integration bench-engine bench-operator bench-booking bench-floor bench-planner operator planner token
 .PHONY: image chart-lint
 
 help: ## list the targets
@@ -56,6 +56,9 @@ operator: venv cluster ## run the operator in the foreground, with its own Servi
 
 bench-operator: venv cluster ## operator benchmark: 1,000 plans against 200 kwok nodes, one JSON line
 	$(PY) bench/operator_bench.py
+
+bench-booking: venv cluster ## bench-operator's booking path alone (every window an hour ahead, nothing starts)
+	BENCH_STARTS=later $(PY) bench/operator_bench.py
 
 bench-floor: venv cluster ## the control plane alone (no operator): 500 Jobs at once to Running, one JSON line
 	$(PY) bench/floor_bench.py

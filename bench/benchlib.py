@@ -11,12 +11,13 @@ from datetime import datetime, timezone
 from kubernetes import client, watch
 
 
-def pct(values: list[float], q: float) -> float:
+def pct(values: list[float], q: float) -> float | None:
+    """The q-quantile, or None (JSON null, where NaN would not be JSON) when nothing was measured."""
     values = sorted(values)
-    return round(values[min(len(values) - 1, int(q * len(values)))], 3) if values else float("nan")
+    return round(values[min(len(values) - 1, int(q * len(values)))], 3) if values else None
 
 
-def step_p99(earlier: Mapping[str, float], later: Mapping[str, float]) -> float:
+def step_p99(earlier: Mapping[str, float], later: Mapping[str, float]) -> float | None:
     """p99 of the time from one step to the next, over the names both saw."""
     return pct([later[n] - earlier[n] for n in later if n in earlier], 0.99)
 

@@ -10,6 +10,9 @@ the Job (the operator), Job to its pod (the Job controller), pod to bound (kube-
 preempting the placeholders), bound to Running (kwok). BENCH_DETAIL=FILE also writes
 every plan's times (JSON lines, seconds from the first create).
 Everything it creates (a namespace, the nodes) is removed at the end.
+
+BENCH_STARTS=later (a diagnostic, not the benchmark): every plan's window opens an hour
+ahead, so nothing starts during the run and the figures are the booking path alone.
 """
 from __future__ import annotations
 
@@ -32,13 +35,18 @@ from execplanner.planner.engine import parse_instant
 PLANS = int(os.environ.get("BENCH_PLANS", 1000))
 NODES = int(os.environ.get("BENCH_NODES", 200))
 START_AHEAD = 30
+STARTS = os.environ.get("BENCH_STARTS", "mixed")  # or "later": booking alone
+if STARTS not in ("mixed", "later"):
+    sys.exit(f"BENCH_STARTS={STARTS!r}: expected mixed or later")
 NS = "execplanner-bench"
 LABEL = "execplanner.io/bench"
 
 
 def plan(i: int, now: float) -> dict:
     schedule = {"duration": {"min": "60s"}}
-    if i % 2:
+    if STARTS == "later":
+        schedule["start"] = [f"{iso(now + 3600)}/PT10M"]
+    elif i % 2:
         schedule["start"] = [f"{iso(now + START_AHEAD)}/PT10M"]
     return {"apiVersion": "execplanner.io/v1alpha1", "kind": "ExecutionPlan",
             "metadata": {"name": f"bench-{i}", "namespace": NS},
@@ -97,7 +105,7 @@ def main() -> int:
         while len(booked) < PLANS and time.monotonic() < deadline:
             time.sleep(0.2)
         last_booked = max(booked.values(), default=t0)
-        while len(running) < PLANS and time.monotonic() < deadline + START_AHEAD + 60:
+        while STARTS == "mixed" and len(running) < PLANS and time.monotonic() < deadline + START_AHEAD + 60:
             time.sleep(0.5)
         rss = op.rss_mb()
         stop.set()
@@ -112,7 +120,7 @@ def main() -> int:
                         ("pod", pods.created), ("bound", pods.bound), ("running", running)) if n in d}}, out)
                     out.write("\n")
         print(json.dumps({
-            "plans": PLANS, "nodes": NODES, "booked": len(booked), "running": len(running),
+            "plans": PLANS, "nodes": NODES, "starts": STARTS, "booked": len(booked), "running": len(running),
             "booked_per_s": round(len(booked) / max(1e-9, last_booked - t0), 1),
             "create_to_booked_p50_s": round(statistics.median(lat), 3) if lat else None,
             "create_to_booked_p99_s": pct(lat, 0.99),
@@ -124,7 +132,7 @@ def main() -> int:
         }), flush=True)
     finally:
         teardown(core, custom, NS, LABEL, op, wait_s=120)
-    return 0 if len(booked) == PLANS and len(running) == PLANS else 1
+    return 0 if len(booked) == PLANS and (len(running) == PLANS or STARTS == "later") else 1
 
 
 if __name__ == "__main__":
