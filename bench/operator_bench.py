@@ -13,6 +13,7 @@ Everything it creates (a namespace, the nodes) is removed at the end.
 
 BENCH_STARTS=later (a diagnostic, not the benchmark): every plan's window opens an hour
 ahead, so nothing starts during the run and the figures are the booking path alone.
+BENCH_CLIENTS (default 16): how many threads create the plans.
 """
 from __future__ import annotations
 
@@ -99,7 +100,7 @@ def main() -> int:
             created[body["metadata"]["name"]] = time.time()
             custom.create_namespaced_custom_object("execplanner.io", "v1alpha1", NS, "executionplans", body)
 
-        with ThreadPoolExecutor(16) as pool:
+        with ThreadPoolExecutor(int(os.environ.get("BENCH_CLIENTS", 16))) as pool:
             list(pool.map(create, range(PLANS)))
         deadline = time.monotonic() + 300
         while len(booked) < PLANS and time.monotonic() < deadline:
