@@ -246,10 +246,14 @@ def _apply_quota(st: State, quota: Mapping[str, Any], deleted: bool = False) -> 
 async def plan_event(type: str, body: kopf.Body, **_: Any) -> None:
     """Wake the plan's daemon; a plan marked for deletion is released here (a watch handler,
     not kopf's on.delete, which would make kopf diff and store every plan event)."""
-    st = state.get()
+    st, uid = state.get(), body["metadata"]["uid"]
     if type != "DELETED" and body["metadata"].get("deletionTimestamp"):
         await plans.deleted(body, st)
-    st.wake(body["metadata"]["uid"])
+    elif type == "DELETED" and (uid in st.statuses or uid in st.calendar.bookings):
+        # Gone without passing through the finalizer: kopf adds it beside the daemon's first
+        # step, so a plan deleted at once can be booked and gone before it lands.
+        await plans.deleted(body, st)
+    st.wake(uid)
 
 
 @kopf.daemon(GROUP, VERSION, "executionplans", cancellation_timeout=5.0)

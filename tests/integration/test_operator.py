@@ -822,7 +822,9 @@ def test_delete_booked_plan_releases_holds(ctx):
                          start=[f"{rfc3339(window_start)}/PT60S"]))
     plan, b = ctx.wait_booked("doomed", timeout=15)
     uid = plan["metadata"]["uid"]
-    assert FINALIZER in (plan["metadata"].get("finalizers") or []), f"finalizers {plan['metadata'].get('finalizers')}"
+    # kopf adds the finalizer beside the daemon's first step, so it may land just after the booking.
+    ctx.wait(lambda: FINALIZER in (ctx.get("doomed")["metadata"].get("finalizers") or []), 5,
+             f"the finalizer {FINALIZER} on the plan", names=("doomed",))
     assert b["placements"][0]["node"] == node
     start, end = ts(b["start"]), ts(b["end"])
     ctx.wait(lambda: len(ctx.pods(uid, "placeholder", live_only=True)) >= 1,

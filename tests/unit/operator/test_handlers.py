@@ -38,3 +38,27 @@ def test_a_busy_api_server_at_start_up_is_retried_after_its_retry_after():
 def test_a_refusal_at_start_up_is_not_retried_soon():
     assert handlers.retry_soon(_api_error(403)) is None
     assert handlers.retry_soon(_api_error(404)) is None
+
+
+async def test_a_plan_gone_before_its_finalizer_landed_releases_its_booking():
+    # kopf adds the finalizer beside the daemon's first step: a plan deleted at once can be
+    # booked and then gone (DELETED, never marked for deletion) without passing through it.
+    import time
+
+    from execplanner.operator import booking, state
+    from execplanner.operator.models import PlanSpec
+    from execplanner.operator.settings import Settings
+    from execplanner.planner.engine import Resources
+
+    st = state.init(Settings())
+    st.calendar.set_node("n0", Resources(8000, 32 << 30, 0, 0, 110))
+    spec = PlanSpec.model_validate({"executable": {"type": "docker-container", "image": "busybox"},
+                                    "resources": {"cores": {"min": 2}, "memory": {"min": "1Gi"}},
+                                    "schedule": {"duration": {"min": "1h"}}})
+    made = booking.book_first(st.calendar, "uid-1", "ns", spec, int(time.time()), [])
+    assert not isinstance(made, booking.Rejected) and "uid-1" in st.calendar.bookings
+    body = {"apiVersion": "execplanner.io/v1alpha1", "kind": "ExecutionPlan",
+            "metadata": {"name": "p", "namespace": "ns", "uid": "uid-1"}, "status": {"phase": "Booked", "booking": made}}
+    await handlers.plan_event(type="DELETED", body=body)
+    assert "uid-1" not in st.calendar.bookings
+    await handlers.plan_event(type="DELETED", body=body)  # seen again: nothing left to do, no error
