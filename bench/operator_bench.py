@@ -35,6 +35,7 @@ from execplanner.planner.engine import parse_instant
 
 PLANS = int(os.environ.get("BENCH_PLANS", 1000))
 NODES = int(os.environ.get("BENCH_NODES", 200))
+CLIENTS = int(os.environ.get("BENCH_CLIENTS", 16))  # threads creating the plans
 START_AHEAD = 30
 STARTS = os.environ.get("BENCH_STARTS", "mixed")  # or "later": booking alone
 if STARTS not in ("mixed", "later"):
@@ -100,7 +101,7 @@ def main() -> int:
             created[body["metadata"]["name"]] = time.time()
             custom.create_namespaced_custom_object("execplanner.io", "v1alpha1", NS, "executionplans", body)
 
-        with ThreadPoolExecutor(int(os.environ.get("BENCH_CLIENTS", 16))) as pool:
+        with ThreadPoolExecutor(CLIENTS) as pool:
             list(pool.map(create, range(PLANS)))
         deadline = time.monotonic() + 300
         while len(booked) < PLANS and time.monotonic() < deadline:

@@ -245,13 +245,15 @@ def _apply_quota(st: State, quota: Mapping[str, Any], deleted: bool = False) -> 
 @kopf.on.event(GROUP, VERSION, "executionplans")
 async def plan_event(type: str, body: kopf.Body, **_: Any) -> None:
     """Wake the plan's daemon; a plan marked for deletion is released here (a watch handler,
-    not kopf's on.delete, which would make kopf diff and store every plan event)."""
+    not kopf's on.delete, which would make kopf diff and store every plan event). So is one
+    gone that still holds something: kopf adds its finalizer beside the daemon's first step,
+    so a plan deleted at once can be booked and gone before the finalizer lands."""
     st, uid = state.get(), body["metadata"]["uid"]
-    if type != "DELETED" and body["metadata"].get("deletionTimestamp"):
-        await plans.deleted(body, st)
-    elif type == "DELETED" and (uid in st.statuses or uid in st.calendar.bookings):
-        # Gone without passing through the finalizer: kopf adds it beside the daemon's first
-        # step, so a plan deleted at once can be booked and gone before it lands.
+    if type == "DELETED":
+        releasing = uid in st.statuses or uid in st.calendar.bookings  # (deleted() forgets both)
+    else:
+        releasing = bool(body["metadata"].get("deletionTimestamp"))
+    if releasing:
         await plans.deleted(body, st)
     st.wake(uid)
 

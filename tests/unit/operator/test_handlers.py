@@ -1,10 +1,14 @@
 """kopf runs plain `def` handlers in worker threads; the calendar is not thread-safe, so every
 handler registered by the operator must be a coroutine (run on the event loop)."""
 import inspect
+import time
 
 import kopf
 
-from execplanner.operator import handlers  # noqa: F401  (registers the handlers)
+from execplanner.operator import booking, handlers, state  # (importing handlers registers them)
+from execplanner.operator.models import PlanSpec
+from execplanner.operator.settings import Settings
+from execplanner.planner.engine import Resources
 
 
 def test_every_registered_handler_runs_on_the_event_loop():
@@ -43,13 +47,6 @@ def test_a_refusal_at_start_up_is_not_retried_soon():
 async def test_a_plan_gone_before_its_finalizer_landed_releases_its_booking():
     # kopf adds the finalizer beside the daemon's first step: a plan deleted at once can be
     # booked and then gone (DELETED, never marked for deletion) without passing through it.
-    import time
-
-    from execplanner.operator import booking, state
-    from execplanner.operator.models import PlanSpec
-    from execplanner.operator.settings import Settings
-    from execplanner.planner.engine import Resources
-
     st = state.init(Settings())
     st.calendar.set_node("n0", Resources(8000, 32 << 30, 0, 0, 110))
     spec = PlanSpec.model_validate({"executable": {"type": "docker-container", "image": "busybox"},
