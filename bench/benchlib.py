@@ -1,6 +1,8 @@
-"""What the benchmarks share: percentiles, times, extra kwok nodes, a fresh namespace, watches."""
+"""What the benchmarks share: percentiles, times, extra kwok nodes, a fresh namespace, watches,
+kube-apiserver's write counts and a process's CPU."""
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -9,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 
 from kubernetes import client, watch
+from prometheus_client.parser import text_string_to_metric_families
 
 
 def pct(values: list[float], q: float) -> float | None:
@@ -83,12 +86,14 @@ def fresh_namespace(core: client.CoreV1Api, name: str) -> None:
 
 
 def teardown(core: client.CoreV1Api, custom: client.CustomObjectsApi, namespace: str, label: str,
-             operator=None, wait_s: float = 300) -> None:
+             operator=None, wait_s: float = 300, *, stop_operator: bool = True, nodes: bool = True) -> None:
     """Remove what a benchmark made, whatever state it is in; every step runs even if one fails.
 
     Plans carry the operator's finalizer, so they are deleted while it still runs (it releases
     their holds); any plan still there after `wait_s` (or with no operator) loses its finalizers,
     so the namespace can go. A crashed bench must not leave a cluster that `make test` trips on.
+    stop_operator=False leaves the operator running and nodes=False the nodes labelled `label`
+    (a bench of several parts, clearing one part's namespace before the next).
     """
     import sys
     group, version, plural = "execplanner.io", "v1alpha1", "executionplans"
@@ -123,11 +128,12 @@ def teardown(core: client.CoreV1Api, custom: client.CustomObjectsApi, namespace:
 
     if operator is not None and operator.alive():
         step("deleting the plans", delete_with_operator)
-    if operator is not None:
+    if operator is not None and stop_operator:
         step("stopping the operator", operator.stop)
     step("removing finalizers", strip_finalizers)
     step("deleting the namespace", lambda: core.delete_namespace(namespace))
-    step("deleting the nodes", lambda: core.delete_collection_node(label_selector=f"{label}=true"))
+    if nodes:
+        step("deleting the nodes", lambda: core.delete_collection_node(label_selector=f"{label}=true"))
 
 
 def follow(stop: threading.Event, list_fn, *args, on_event: Callable[[dict], None], **kwargs) -> threading.Thread:
@@ -152,3 +158,53 @@ def follow(stop: threading.Event, list_fn, *args, on_event: Callable[[dict], Non
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     return thread
+
+
+def wait_gone(core: client.CoreV1Api, namespace: str, timeout: float = 600) -> bool:
+    """Wait until the namespace is gone (deleted and garbage collected: its finalizers have run)
+    and no pod of it is left anywhere; False if that took longer than `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            core.read_namespace(namespace)
+        except client.ApiException as e:
+            if e.status != 404:
+                raise
+            if not core.list_pod_for_all_namespaces(field_selector=f"metadata.namespace={namespace}", limit=1).items:
+                return True
+        time.sleep(1)
+    return False
+
+
+WRITE_VERBS = frozenset({"POST", "PUT", "PATCH", "DELETE", "APPLY", "DELETECOLLECTION"})
+
+
+def apiserver_writes(api: client.ApiClient) -> dict[str, float]:
+    """kube-apiserver's apiserver_request_total (from its /metrics, read with `api`'s
+    credentials: the admin's) for the writing verbs, summed by "resource" or
+    "resource/subresource", whoever wrote."""
+    response = api.call_api(*api.param_serialize("GET", "/metrics", auth_settings=["BearerToken"]),
+                            _request_timeout=60)
+    response.read()
+    if response.status != 200:
+        raise RuntimeError(f"GET /metrics answered {response.status}: {response.data[:200]!r}")
+    writes: dict[str, float] = {}
+    for family in text_string_to_metric_families(response.data.decode()):
+        for s in family.samples:
+            if s.name == "apiserver_request_total" and s.labels.get("verb") in WRITE_VERBS:
+                key = "/".join(filter(None, (s.labels.get("resource"), s.labels.get("subresource"))))
+                writes[key] = writes.get(key, 0) + s.value
+    return writes
+
+
+def counter_diff(before: Mapping[str, float], after: Mapping[str, float]) -> dict[str, float]:
+    """after - before, by key, without the keys that did not move."""
+    diff = {k: v - before.get(k, 0) for k, v in after.items()}
+    return {k: v for k, v in sorted(diff.items(), key=lambda kv: -kv[1]) if v}
+
+
+def cpu_seconds(pid: int) -> float:
+    """The CPU (user + system) process `pid` has used so far, from /proc/<pid>/stat."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()  # after the command's name, which may hold spaces
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
