@@ -1,5 +1,5 @@
-"""What the operator creates for a plan, as manifests: placeholder pods, the TaskRun and the
-task's Job. Pure builders: the one place each object is shaped.
+"""What the operator creates for a plan, as manifests: the TaskRun and the container task's
+pod. Pure builders: the one place each object is shaped.
 
 Everything carries the plan's UID label (found again after a restart, and counted by the
 engine against the plan's own booking) and an owner reference, so Kubernetes' garbage
@@ -11,7 +11,7 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
-from execplanner.planner.engine import Resources, format_cpu, format_memory
+from execplanner.planner.engine import Resources, format_cpu, format_instant, format_memory
 from execplanner.planner.engine.resources import GPU as GPU_RESOURCE
 
 from . import labels
@@ -21,6 +21,7 @@ from .settings import Settings
 API_VERSION = "execplanner.io/v1alpha1"
 HOSTNAME = "kubernetes.io/hostname"
 TASK_CONTAINER = "task"
+WAITER_CONTAINER = "wait-for-start"
 
 
 def child_name(base: str, suffix: str = "", limit: int = 63) -> str:
@@ -56,33 +57,8 @@ def _pinning(spec: PlanSpec, node: str, settings: Settings) -> dict[str, Any]:
             "tolerations": [*settings.task_tolerations, *spec.tolerations] or None}
 
 
-def placeholder_name(plan_name: str, index: int) -> str:
-    return child_name(plan_name, f"-hold-{index}", limit=253)
-
-
-def placeholder_pod(plan: Mapping[str, Any], spec: PlanSpec, index: int, node: str, vector: Resources,
-                    settings: Settings) -> dict[str, Any]:
-    """Holds `vector` on `node` at a priority above ordinary workloads, until the task's pod
-    (higher still) preempts it."""
-    name = placeholder_name(plan["metadata"]["name"], index)
-    return {
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": name, "namespace": plan["metadata"]["namespace"],
-                     "labels": plan_labels(plan, labels.ROLE_PLACEHOLDER), "ownerReferences": [owner_ref(plan)]},
-        "spec": {
-            "containers": [{"name": "hold", "image": settings.placeholder_image,
-                            "resources": {"requests": requests_of(vector), "limits": requests_of(vector)}}],
-            "priorityClassName": settings.hold_priority_class,
-            "terminationGracePeriodSeconds": 0,
-            "automountServiceAccountToken": False,
-            "enableServiceLinks": False,
-            **_pinning(spec, node, settings),
-        },
-    }
-
-
 def taskrun(plan: Mapping[str, Any]) -> dict[str, Any]:
-    """The TaskRun the operator creates at the booking's start (a user may create one first)."""
+    """The TaskRun the operator creates with the task's pods (a user may create one first)."""
     meta = plan["metadata"]
     return {"apiVersion": API_VERSION, "kind": "TaskRun",
             "metadata": {"name": meta["name"], "namespace": meta["namespace"],
@@ -90,15 +66,38 @@ def taskrun(plan: Mapping[str, Any]) -> dict[str, Any]:
             "spec": {"planRef": meta["name"]}}
 
 
-def job(plan: Mapping[str, Any], spec: PlanSpec, run: Mapping[str, Any], node: str, vector: Resources,
-        deadline_seconds: int, settings: Settings) -> dict[str, Any]:
-    """The container task as a batch/v1 Job: requests = limits = the booking, pinned to the
-    booked node, above the placeholders' priority, stopped by the deadline at the latest."""
+def waiter(start: int, image: str, requests: dict[str, str]) -> dict[str, Any]:
+    """The init container that holds a task's pod until the booked start: the kubelet needs
+    nothing from the API server at the start. Its requests are counted by the scheduler as
+    the pod's (the larger of init and app containers), so callers give the task's own."""
+    return {"name": WAITER_CONTAINER, "image": image,
+            "command": ["sh", "-c", 'd=$(( EXECPLANNER_START - $(date +%s) )); if [ "$d" -gt 0 ]; then sleep "$d"; fi'],
+            "env": [{"name": "EXECPLANNER_START", "value": str(start)},
+                    {"name": "EXECPLANNER_START_AT", "value": format_instant(start)}],
+            "resources": {"requests": dict(requests), "limits": dict(requests)},
+            "securityContext": {"privileged": False, "allowPrivilegeEscalation": False}}
+
+
+def waiting_annotations(start: int, end: int | None = None) -> dict[str, str]:
+    """What a task pod says of its booking (read by people, and by the local cluster's kwok
+    stages in place of the kubelet)."""
+    out = {labels.START_AT: format_instant(start)}
+    if end is not None:
+        out[labels.END_AT] = format_instant(end)
+    return out
+
+
+def task_pod(plan: Mapping[str, Any], spec: PlanSpec, run_name: str, node: str, vector: Resources, start: int,
+             end: int, now: int, settings: Settings) -> dict[str, Any]:
+    """The container task's pod, made `lead` seconds before the start: requests = limits =
+    the booking, pinned to the booked node at the task priority, so from the moment it is
+    bound it holds the booked capacity (the scheduler puts nothing else there); it waits for
+    the start in `waiter` and is stopped by its kubelet at the booking's end."""
     exe = spec.executable
-    pod_labels = {**exe.pod_labels, **plan_labels(plan, labels.ROLE_TASK)}
+    requests = requests_of(vector)
     container: dict[str, Any] = {
         "name": TASK_CONTAINER, "image": exe.image,
-        "resources": {"requests": requests_of(vector), "limits": requests_of(vector)},
+        "resources": {"requests": requests, "limits": requests},
         "securityContext": {"privileged": False, "allowPrivilegeEscalation": False},
     }
     if exe.command:
@@ -108,17 +107,14 @@ def job(plan: Mapping[str, Any], spec: PlanSpec, run: Mapping[str, Any], node: s
     if exe.env:
         container["env"] = [{"name": e.name, "value": e.value} for e in exe.env]
     return {
-        "apiVersion": "batch/v1", "kind": "Job",
-        "metadata": {"name": child_name(run["metadata"]["name"]), "namespace": plan["metadata"]["namespace"],
-                     "labels": plan_labels(plan, labels.ROLE_TASK), "ownerReferences": [owner_ref(run)]},
-        "spec": {
-            "backoffLimit": 0,
-            "activeDeadlineSeconds": max(1, deadline_seconds),
-            "template": {
-                "metadata": {"labels": pod_labels, "annotations": dict(exe.pod_annotations) or None},
-                "spec": {"containers": [container], "restartPolicy": "Never",
-                         "priorityClassName": settings.task_priority_class,
-                         "terminationGracePeriodSeconds": 10, **_pinning(spec, node, settings)},
-            },
-        },
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": child_name(run_name), "namespace": plan["metadata"]["namespace"],
+                     "labels": {**exe.pod_labels, **plan_labels(plan, labels.ROLE_TASK)},
+                     "annotations": {**exe.pod_annotations, **waiting_annotations(start, end)},
+                     "ownerReferences": [owner_ref(plan)]},
+        "spec": {"initContainers": [waiter(start, settings.waiter_image, {k: requests[k] for k in ("cpu", "memory")})],
+                 "containers": [container], "restartPolicy": "Never",
+                 "activeDeadlineSeconds": max(1, end - now),
+                 "priorityClassName": settings.task_priority_class,
+                 "terminationGracePeriodSeconds": 10, **_pinning(spec, node, settings)},
     }

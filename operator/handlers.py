@@ -1,11 +1,15 @@
-"""kopf wiring: start-up, the watches that keep the calendar live, and one daemon per plan.
+"""kopf wiring: start-up, the watches that keep the calendar live, and the plans' timer queue.
 
 Every handler is `async def`: kopf runs plain `def` handlers in a thread pool, and the
-calendar and the wake-up events must only ever be touched from the event loop's thread.
+calendar must only ever be touched from the event loop's thread.
 
-Each plan's steps all run in its own daemon, one at a time, so a plan never races itself;
-watch events only wake it. Start-up rebuilds the calendar from the API server (nodes,
-quotas, the plans' statuses, pods) before kopf runs any plan's daemon.
+Each plan's steps run in one timer queue (timerqueue.py), one step at a time per plan, so a
+plan never races itself; watch events wake it, the clock wakes it when its step asked.
+Start-up rebuilds the calendar from the API server (nodes, quotas, the plans' statuses,
+pods) before any plan takes a step. Plans, pods, the TaskRuns and the Jobs of chart tasks
+are watched as plain JSON (planner.kubewatch); kopf watches nodes and quotas, runs start-up
+and serves the liveness probe. No handler needs a finalizer: a deleted plan's pods and
+TaskRun go with it through their owner references.
 """
 from __future__ import annotations
 
@@ -22,10 +26,11 @@ from execplanner.planner import feed
 from execplanner.planner.engine import Conflict
 from execplanner.planner.kubewatch import Informer
 
-from . import booking, kube, labels, plans, state
+from . import booking, kube, labels, plans
 from .children import owner_ref
 from .settings import Settings
 from .state import ChartPod, JobView, State, TaskPod
+from .timerqueue import TimerQueue
 
 GROUP, VERSION = kube.GROUP, kube.VERSION
 log = logging.getLogger("execplanner.operator")
@@ -51,11 +56,8 @@ def retry_soon(e: ApiException) -> kopf.TemporaryError | None:
 
 
 @kopf.on.startup(backoff=5)
-async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
-    st = state.init(Settings())
-    # kopf keeps this finalizer on every plan while the plan's daemon lives: a deletion, even
-    # one made while the operator is down, passes through plan_event -> plans.deleted().
-    settings.persistence.finalizer = plans.FINALIZER
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    st = memo.state = State.new(Settings())
     settings.persistence.diffbase_storage = NoDiffBase()
     settings.watching.server_timeout = 120
     settings.watching.client_timeout = 150
@@ -67,25 +69,37 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         await _load(st)
     except ApiException as e:
         raise (retry_soon(e) or e) from e
-    st.housekeeper = asyncio.create_task(_housekeeping(st))
+    st.tasks.append(asyncio.create_task(_housekeeping(st)))
     await _watch(st)
 
 
 async def _watch(st: State) -> None:
-    """Pods, our Jobs and TaskRuns are most of the watch events (placeholders, tasks, everyone's
-    pods): plain JSON watches (planner.kubewatch) instead of kopf's per-event machinery. Their
-    first listings feed the calendar and the plans' children before kopf runs any plan's daemon."""
-    informers = [Informer(kube.api(), "/api/v1/pods", lambda type, pod: _apply_pod(st, type, pod)),
-                 Informer(kube.api(), "/apis/batch/v1/jobs", lambda type, job: _apply_job(st, type, job),
-                          label_selector=labels.PLAN_UID),
-                 Informer(kube.api(), f"/apis/{GROUP}/{VERSION}/{kube.RUNS}",
-                          lambda type, run: _apply_run(st, type, run))]
-    st.watches = [asyncio.create_task(i.run()) for i in informers]
+    """Pods (ours and everyone's), our Jobs and TaskRuns, then the plans: plain JSON watches
+    (planner.kubewatch) instead of kopf's per-event machinery. Their first listings feed the
+    calendar and the plans' children before the plans' listing wakes any plan."""
+    children = [Informer(kube.api(), "/api/v1/pods", lambda type, pod: _apply_pod(st, type, pod)),
+                Informer(kube.api(), "/apis/batch/v1/jobs", lambda type, job: _apply_job(st, type, job),
+                         label_selector=labels.PLAN_UID),
+                Informer(kube.api(), f"/apis/{GROUP}/{VERSION}/{kube.RUNS}",
+                         lambda type, run: _apply_run(st, type, run))]
+    await _start(st, children)
+    bodies: dict[str, Mapping[str, Any]] = {}
+    queue = TimerQueue(lambda uid: _plan_step(st, bodies, uid))
+    st.waker = queue.wake
+    st.tasks.append(asyncio.create_task(queue.run()))
+    await _start(st, [Informer(kube.api(), f"/apis/{GROUP}/{VERSION}/{kube.PLANS}",
+                               lambda type, plan: _apply_plan(st, bodies, queue, type, plan))])
+
+
+async def _start(st: State, informers: list[Informer]) -> None:
+    """Run the watches; return once each has listed what exists (or raise why one stopped)."""
+    tasks = [asyncio.create_task(i.run()) for i in informers]
+    st.tasks += tasks
     synced = asyncio.ensure_future(asyncio.gather(*(i.synced.wait() for i in informers)))
-    await asyncio.wait({synced, *st.watches}, return_when=asyncio.FIRST_COMPLETED)
+    await asyncio.wait({synced, *tasks}, return_when=asyncio.FIRST_COMPLETED)
     if not synced.done():
         synced.cancel()
-        for task in st.watches:
+        for task in tasks:
             if task.done():
                 task.result()  # raises what stopped it
 
@@ -135,24 +149,23 @@ async def _housekeeping(st: State) -> None:
 
 
 @kopf.on.cleanup()
-async def shutdown(**_: Any) -> None:
-    st = state.get()
-    for task in (st.housekeeper, *st.watches):
-        if task is not None:
-            task.cancel()
+async def shutdown(memo: kopf.Memo, **_: Any) -> None:
+    st: State | None = getattr(memo, "state", None)
+    for task in st.tasks if st else ():
+        task.cancel()
 
 
 # -- live state ------------------------------------------------------------------------------
 
 @kopf.on.event("", "v1", "nodes")
-async def node_event(type: str, body: kopf.Body, **_: Any) -> None:
-    st = state.get()
+async def node_event(type: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    st = memo.state
     revoked = feed.delete_node(st.calendar, body) if type == "DELETED" else feed.apply_node(st.calendar, body)
     st.note_revoked(revoked, f"node {body['metadata']['name']} changed")
 
 
 def _apply_pod(st: State, type: str, pod: Mapping[str, Any]) -> None:
-    """Feed the calendar; remember our own pods (placeholders, the task's) for their plans."""
+    """Feed the calendar; remember our own pods (a task's) for their plans."""
     if type == "DELETED":
         revoked = feed.delete_pod(st.calendar, pod)
     else:
@@ -162,28 +175,30 @@ def _apply_pod(st: State, type: str, pod: Mapping[str, Any]) -> None:
         st.note_revoked(revoked, f"pod {meta['namespace']}/{meta['name']} took the capacity")
     pod_labels = meta.get("labels") or {}
     uid = pod_labels.get(labels.PLAN_UID)
-    if not uid:
-        return
-    seen = st.of(uid)
-    status = pod.get("status") or {}
     gone = type == "DELETED" or meta.get("deletionTimestamp") is not None
-    if pod_labels.get(labels.ROLE) == labels.ROLE_PLACEHOLDER:
-        if gone:
-            seen.placeholders.pop(meta["name"], None)
-            if meta["name"] in seen.placeholders_made:  # made here and now seen deleted: nothing to delete
-                seen.placeholders_made.discard(meta["name"])
-                seen.placeholders_gone.add(meta["name"])
-        else:
-            seen.placeholders[meta["name"]] = (pod.get("spec") or {}).get("nodeName") or ""
-    elif pod_labels.get(labels.WORKLOAD):  # a chart task's pod (the post-renderer labels them)
+    if not uid or gone and uid not in st.children:
+        return  # (not ours, or going with a plan already forgotten)
+    seen = st.of(uid)
+    if pod_labels.get(labels.WORKLOAD):  # a chart task's pod (the post-renderer labels them)
         _chart_pod(seen.chart_pods, pod, gone)
-    elif pod_labels.get(labels.ROLE) == labels.ROLE_TASK and not gone:
-        terminated = next((cs["state"]["terminated"] for cs in status.get("containerStatuses") or []
-                           if (cs.get("state") or {}).get("terminated")), None) or {}
-        seen.task_pod = TaskPod(meta["name"], status.get("phase") or "Pending", terminated.get("exitCode"),
-                                terminated.get("reason"), terminated.get("message"),
-                                (pod.get("spec") or {}).get("nodeName"))
+    elif pod_labels.get(labels.ROLE) == labels.ROLE_TASK:
+        if gone:
+            seen.task_pod, seen.task_made, seen.task_gone = None, False, True
+        else:
+            seen.task_pod = _task_pod(pod)
+    else:
+        return
     st.wake(uid)
+
+
+def _task_pod(pod: Mapping[str, Any]) -> TaskPod:
+    status = pod.get("status") or {}
+    terminated = next((cs["state"]["terminated"] for cs in status.get("containerStatuses") or []
+                       if (cs.get("state") or {}).get("terminated")), None) or {}
+    deadline = status.get("reason") == "DeadlineExceeded"
+    return TaskPod(pod["metadata"]["name"], status.get("phase") or "Pending", (pod.get("spec") or {}).get("nodeName"),
+                   terminated.get("exitCode"), status.get("reason") if deadline else terminated.get("reason"),
+                   status.get("message") if deadline else terminated.get("message"), deadline)
 
 
 def _chart_pod(pods: dict[str, ChartPod], pod: Mapping[str, Any], gone: bool) -> None:
@@ -210,29 +225,21 @@ def _job_view(body: Mapping[str, Any]) -> JobView:
 
 
 def _apply_job(st: State, type: str, job: Mapping[str, Any]) -> None:
-    """A Job of ours: a container task's (role task), or one of a chart task's release (the
-    post-renderer gives it the plan's UID, no role)."""
-    job_labels = job["metadata"].get("labels") or {}
-    uid = job_labels.get(labels.PLAN_UID)
+    """A Job of a chart task's release (the post-renderer gives it the plan's UID)."""
+    uid = (job["metadata"].get("labels") or {}).get(labels.PLAN_UID)
     if not uid:
         return
     seen = st.of(uid)
-    role = job_labels.get(labels.ROLE)
-    if role == labels.ROLE_TASK:
-        seen.job = None if type == "DELETED" else _job_view(job)
-    elif role is None:
-        if type == "DELETED":
-            seen.chart_jobs.pop(job["metadata"]["name"], None)
-        else:
-            seen.chart_jobs[job["metadata"]["name"]] = _job_view(job)
+    if type == "DELETED":
+        seen.chart_jobs.pop(job["metadata"]["name"], None)
     else:
-        return
+        seen.chart_jobs[job["metadata"]["name"]] = _job_view(job)
     st.wake(uid)
 
 
 @kopf.on.event("", "v1", "resourcequotas")
-async def quota_event(type: str, body: kopf.Body, **_: Any) -> None:
-    _apply_quota(state.get(), body, deleted=type == "DELETED")
+async def quota_event(type: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    _apply_quota(memo.state, body, deleted=type == "DELETED")
 
 
 def _apply_quota(st: State, quota: Mapping[str, Any], deleted: bool = False) -> None:
@@ -242,51 +249,35 @@ def _apply_quota(st: State, quota: Mapping[str, Any], deleted: bool = False) -> 
 
 # -- plans -----------------------------------------------------------------------------------
 
-@kopf.on.event(GROUP, VERSION, "executionplans")
-async def plan_event(type: str, body: kopf.Body, **_: Any) -> None:
-    """Wake the plan's daemon; a plan marked for deletion is released here (a watch handler,
-    not kopf's on.delete, which would make kopf diff and store every plan event). So is one
-    gone that still holds something: kopf adds its finalizer beside the daemon's first step,
-    so a plan deleted at once can be booked and gone before the finalizer lands."""
-    st, uid = state.get(), body["metadata"]["uid"]
+def _apply_plan(st: State, bodies: dict[str, Mapping[str, Any]], queue: TimerQueue, type: str,
+                plan: Mapping[str, Any]) -> None:
+    """Keep the plan's latest body for its next step, and wake it. A plan marked for deletion,
+    or gone while it still holds something, is released in a step of its own."""
+    uid = plan["metadata"]["uid"]
     if type == "DELETED":
-        releasing = uid in st.statuses or uid in st.calendar.bookings  # (deleted() forgets both)
-    else:
-        releasing = bool(body["metadata"].get("deletionTimestamp"))
-    if releasing:
+        bodies.pop(uid, None)
+        queue.forget(uid)
+        if uid in st.statuses or uid in st.calendar.bookings or uid in st.children:  # (deleted() forgets them)
+            bodies[uid] = {**plan, "deleted": True}
+            queue.wake(uid)
+        return
+    bodies[uid] = plan
+    queue.wake(uid)
+
+
+async def _plan_step(st: State, bodies: dict[str, Mapping[str, Any]], uid: str) -> float | None:
+    body = bodies.get(uid)
+    if body is None:
+        return None
+    if body.get("deleted") or body["metadata"].get("deletionTimestamp"):
         await plans.deleted(body, st)
-    st.wake(uid)
-
-
-@kopf.daemon(GROUP, VERSION, "executionplans", cancellation_timeout=5.0)
-async def plan_daemon(body: kopf.Body, stopped: kopf.DaemonStopped, logger: logging.Logger, **_: Any) -> None:
-    st = state.get()
-    waker = st.waker(body["metadata"]["uid"])
-    failures = 0
-    while not stopped:
-        waker.clear()
-        try:
-            delay = await plans.reconcile(body, st)
-            failures = 0
-        except Exception as e:  # the API server said no, or a bug: try again, backing off
-            failures += 1
-            delay = min(30.0, 0.5 * 2 ** failures)
-            logger.warning("reconcile failed (%s); again in %.1fs", e, delay, exc_info=failures == 1)
-        if delay is None:
-            return
-        if delay > 0:
-            await _sleep(waker, stopped, delay)
-
-
-async def _sleep(waker: asyncio.Event, stopped: kopf.DaemonStopped, delay: float) -> None:
-    """Until the delay passes, the plan or its children change, or the daemon is stopped."""
-    woken = asyncio.ensure_future(waker.wait())
-    halted = asyncio.ensure_future(stopped.wait())
-    try:
-        await asyncio.wait({woken, halted}, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        woken.cancel()
-        halted.cancel()
+        if body.get("deleted"):
+            bodies.pop(uid, None)
+        return None
+    delay = await plans.reconcile(body, st)
+    if delay is None and bodies.get(uid) is body:
+        bodies.pop(uid, None)  # done with it: a later event brings it back
+    return delay
 
 
 # -- task runs -------------------------------------------------------------------------------
@@ -306,7 +297,7 @@ def _apply_run(st: State, type: str, run: Mapping[str, Any]) -> None:
     if ours or status.get("phase") or key in st.adopting:
         return
     st.adopting.add(key)
-    task = asyncio.get_running_loop().create_task(_adopt(run, meta["namespace"], meta["name"], spec["planRef"]))
+    task = asyncio.get_running_loop().create_task(_adopt(st, meta["namespace"], meta["name"], spec["planRef"]))
 
     def done(t: asyncio.Task) -> None:
         st.adopting.discard(key)
@@ -315,7 +306,7 @@ def _apply_run(st: State, type: str, run: Mapping[str, Any]) -> None:
     task.add_done_callback(done)
 
 
-async def _adopt(run: Mapping[str, Any], namespace: str, name: str, plan_name: str) -> None:
+async def _adopt(st: State, namespace: str, name: str, plan_name: str) -> None:
     """A user's TaskRun for a Booked plan: the plan adopts it and runs it at its start."""
     plan = await kube.get(kube.PLANS, namespace, plan_name)
     status = (plan or {}).get("status") or {}
@@ -330,5 +321,5 @@ async def _adopt(run: Mapping[str, Any], namespace: str, name: str, plan_name: s
                                                       "labels": {labels.PLAN_UID: plan["metadata"]["uid"]}})
     written = await kube.patch_status(kube.PLANS, namespace, plan_name, {"taskRun": name})
     if written is not None:
-        state.get().statuses[plan["metadata"]["uid"]] = written.get("status") or {}
+        st.statuses[plan["metadata"]["uid"]] = written.get("status") or {}
     await kube.patch_status(kube.RUNS, namespace, name, {"phase": "PENDING"})

@@ -1,5 +1,5 @@
 """Helm-chart tasks (executable.type helm-chart or uri://kubernetes-helm), booked and run like
-container tasks; and the allowlists, which apply to both kinds of task.
+container tasks (taskkind.TaskKind).
 
 - **Planning.** The chart is rendered once (`helm template`, planner.charts) and its
   footprint, every pod it would create with its effective requests, is written to
@@ -11,11 +11,13 @@ container tasks; and the allowlists, which apply to both kinds of task.
 - **spec.resources** is optional for charts. When given, its maxima (the minima when there is
   no max) cap the footprint's totals: a chart needing more is Rejected (ExceedsResources).
   The chart's own requests decide the booking's size.
-- **Running.** At the booking's start: the TaskRun, then `helm install` (no waiting, no
+- **Running.** `lead` seconds before the booking's start: `helm install` (no waiting, no
   hooks) of release `xp-<plan>-<hash of uid>` into the plan's namespace with the
   post-renderer (operator/postrender.py) that gives every pod the task PriorityClass, the
-  plan's labels and pinning to the booked nodes, so kube-scheduler preempts the
-  placeholders as for a container task. `helm status` first: an install is never repeated.
+  plan's labels, pinning to the booked nodes and an init container that waits for the
+  start, so the chart's own pods hold the booked capacity until they run; then the TaskRun.
+  `helm status` first: an install is never repeated. The plan carries the finalizer
+  execplanner.io/helm-release while the release may be installed.
   The TaskRun is EXECUTING when all the chart's pods run; ERROR with helm's message when the
   install fails, when a pod (not a Job's: Jobs retry by themselves) or a Job fails, or when
   the pods are not all running within EXECPLANNER_HELM_START_TIMEOUT_SECONDS.
@@ -25,9 +27,9 @@ container tasks; and the allowlists, which apply to both kinds of task.
   COMPLETED (BookingEnded). Either way, and on cancel or delete, `helm uninstall`.
   status.release records the release and whether it may be installed, written before the
   install, so a crash anywhere leaves nothing behind.
-- **Allowlists** (planner.allowlist): a container image, a chart's source and every image in
-  the rendered chart must be allowed, or the plan ends Rejected (NotAllowed, naming the
-  registry or repository).
+- **Allowlists** (planner.allowlist): a chart's source and every image in the rendered
+  chart must be allowed, or the plan ends Rejected (NotAllowed, naming the registry or
+  repository); container.py checks a container task's image the same way.
 """
 from __future__ import annotations
 
@@ -38,25 +40,24 @@ import logging
 import os
 import sys
 import tempfile
-import time
 from collections.abc import Iterable, Mapping
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from execplanner.planner import allowlist, charts
-from execplanner.planner.engine import (Request, Resources, format_instant, parse_count, parse_cpu,
+from execplanner.planner.engine import (Request, Resources, parse_count, parse_cpu,
                                         parse_memory)
 from execplanner.planner.engine.reasons import amount
 from execplanner.planner.engine.resources import NAMES
 
-from . import kube, postrender
+from . import children, kube, postrender
+from .lifecycle import LaunchFailed, Observation, Task
 from .models import PlanSpec
-
-if TYPE_CHECKING:
-    from .plans import Plan
+from .planrecord import Plan
 
 log = logging.getLogger("execplanner.operator.helmtask")
 RUNNING_OR_DONE = ("Running", "Succeeded")
+RELEASE_FINALIZER = "execplanner.io/helm-release"  # on a plan while its release may be installed
 
 
 @cache
@@ -64,23 +65,9 @@ def chart_settings() -> charts.ChartSettings:
     return charts.ChartSettings()
 
 
-def _now() -> int:
-    return int(time.time())
-
-
 def digest(executable: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(executable, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
-
-async def _patch(plan: Plan, fields: dict[str, Any]) -> None:
-    written = await kube.patch_status(kube.PLANS, plan.namespace, plan.name, fields)
-    if written is not None:
-        plan.status = written.get("status") or {}
-        plan.st.statuses[plan.uid] = plan.status
-
-
-async def _reject(plan: Plan, reason: str, message: str) -> None:
-    await plan.transition("Rejected", reason, message, condition=("Booked", "False"), warning=True)
 
 
 # -- planning -----------------------------------------------------------------------------------
@@ -89,26 +76,20 @@ async def admit(plan: Plan, spec: PlanSpec) -> Request | None:
     """The plan's engine request, or None when the plan was Rejected here (not allowed, a chart
     that cannot be rendered or sized, or one that can never fit)."""
     exe, tolerations = spec.executable, plan.st.settings.task_tolerations
-    if not exe.is_helm:
-        why = allowlist.image_allowed(exe.image) if exe.image else None
-        if why:
-            await _reject(plan, "NotAllowed", why)
-            return None
-        return spec.request(tolerations)
     why = allowlist.chart_allowed(exe.chart or "", exe.repository)
     if why:
-        await _reject(plan, "NotAllowed", why)
+        await plan.reject("NotAllowed", why)
         return None
     fp = await footprint_of(plan, spec)
     if fp is None:
         return None
     over = over_caps(spec, fp)
     if over:
-        await _reject(plan, "ExceedsResources", over)
+        await plan.reject("ExceedsResources", over)
         return None
     short = cluster_shortfall(plan.st.calendar, fp)
     if short:
-        await _reject(plan, "Unsatisfiable", short)
+        await plan.reject("Unsatisfiable", short)
         return None
     return spec.request(tolerations, pods=fp.pod_requests(spec.node_selector, [*spec.tolerations, *tolerations]))
 
@@ -127,16 +108,16 @@ async def footprint_of(plan: Plan, spec: PlanSpec) -> charts.Footprint | None:
     try:
         manifests = await charts.render(ref, exe.values, release, plan.namespace, cfg=cfg)
     except charts.RenderError as e:
-        await _reject(plan, "RenderFailed", f"helm could not render chart {ref}: {e}")
+        await plan.reject("RenderFailed", f"helm could not render chart {ref}: {e}")
         return None
     for where, image in charts.images(manifests):
         why = allowlist.image_allowed(image)
         if why:
-            await _reject(plan, "NotAllowed", f"{where}: {why}")
+            await plan.reject("NotAllowed", f"{where}: {why}")
             return None
     foreign = charts.foreign_namespaces(manifests, plan.namespace)
     if foreign:
-        await _reject(plan, "InvalidChart", f"chart {ref} puts objects outside the plan's namespace "
+        await plan.reject("InvalidChart", f"chart {ref} puts objects outside the plan's namespace "
                       f"{plan.namespace}: {', '.join(foreign[:5])}")
         return None
     limitranges = kube.api().sanitize_for_serialization(
@@ -148,12 +129,12 @@ async def footprint_of(plan: Plan, spec: PlanSpec) -> charts.Footprint | None:
                               node_selector=spec.node_selector,
                               tolerations=[*spec.tolerations, *plan.st.settings.task_tolerations])
     except charts.FootprintError as e:
-        await _reject(plan, "FootprintUnknown", f"chart {ref}: {e}")
+        await plan.reject("FootprintUnknown", f"chart {ref}: {e}")
         return None
     if fp.count == 0:
-        await _reject(plan, "NoPods", f"chart {ref} creates no pods: there is nothing to book")
+        await plan.reject("NoPods", f"chart {ref} creates no pods: there is nothing to book")
         return None
-    await _patch(plan, {"footprint": {**fp.to_status(), "digest": key, "release": release, "chart": str(ref)}})
+    await plan.patch({"footprint": {**fp.to_status(), "digest": key, "release": release, "chart": str(ref)}})
     log.info("plan %s/%s: chart %s renders to %s", plan.namespace, plan.name, ref, fp.describe())
     return fp
 
@@ -200,12 +181,17 @@ def release_of(plan: Plan) -> str:
 
 
 async def _mark(plan: Plan, installed: bool) -> None:
-    await _patch(plan, {"release": {"name": release_of(plan), "installed": installed}})
+    """status.release, and the finalizer that makes a deletion wait for the uninstall (helm's
+    release record has no owner reference the garbage collector could follow)."""
+    if installed:
+        finalizers = plan.body["metadata"].get("finalizers") or []
+        if RELEASE_FINALIZER not in finalizers:
+            await kube.patch_meta(kube.PLANS, plan.namespace, plan.name, {"finalizers": [*finalizers, RELEASE_FINALIZER]})
+    await plan.patch({"release": {"name": release_of(plan), "installed": installed}})
 
 
-async def start(plan: Plan, spec: PlanSpec, run: Mapping[str, Any]) -> None:
-    """Install the release (unless it is there already); the plan goes Starting."""
-    from . import plans
+async def install(plan: Plan, spec: PlanSpec) -> None:
+    """Install the release (unless it is there already), every pod waiting for the booked start."""
     exe, cfg, release = spec.executable, chart_settings(), release_of(plan)
     ref = exe.chart_ref()
     if not (plan.status.get("release") or {}).get("installed"):
@@ -222,21 +208,14 @@ async def start(plan: Plan, spec: PlanSpec, run: Mapping[str, Any]) -> None:
                 plan.body, plan.status["booking"].get("placements") or [],
                 priority_class=plan.st.settings.task_priority_class,
                 tolerations=[*plan.st.settings.task_tolerations, *spec.tolerations],
-                node_selector=spec.node_selector, pod_labels=exe.pod_labels, pod_annotations=exe.pod_annotations)
+                node_selector=spec.node_selector, pod_labels=exe.pod_labels, pod_annotations=exe.pod_annotations,
+                start=plan.start, waiter_image=plan.st.settings.waiter_image)
             with _config_file(config) as path:
                 await charts.install(ref, exe.values, release, plan.namespace, cfg=cfg, post_renderer=(
                     sys.executable, "-m", "execplanner.operator.postrender", path))
     except charts.HelmError as e:
-        message = f"helm install of {ref} as {release} failed: {e}"
-        await plan.run_status("ERROR", endTime=format_instant(_now()), reason="InstallFailed", message=message)
-        await plans._stop(plan, "Failed", "InstallFailed", message, warning=True)
-        return
-    run_name = run["metadata"]["name"]
-    if not (run.get("status") or {}).get("phase"):
-        await kube.patch_status(kube.RUNS, plan.namespace, run_name, {"phase": "QUEUED"})
-    if plan.phase != "Starting":
-        await plan.transition("Starting", "Started", f"helm release {release} ({ref}) was installed",
-                              task_run=run_name)
+        raise LaunchFailed("InstallFailed", f"helm install of {ref} as {release} failed: {e}") from e
+    log.info("plan %s/%s: helm release %s (%s) installed", plan.namespace, plan.name, release, ref)
 
 
 @contextlib.contextmanager
@@ -258,61 +237,34 @@ def _pending_why(pods: Iterable) -> str:
     return ", ".join(parts) or "no pods were created"
 
 
-async def running(plan: Plan, spec: PlanSpec) -> float | None:
-    """Follow the release's pods and Jobs: EXECUTING, ERROR, COMPLETED or the booking's end."""
-    from . import plans
-    st, now, cfg = plan.st, _now(), chart_settings()
+def observe(plan: Plan, now: int) -> Observation:
+    """The release's pods and Jobs as the watches saw them."""
     if not (plan.status.get("release") or {}).get("installed"):
-        await plans._start_task(plan, spec)  # after a crash between steps: install what is missing
-        return 0
-    seen = st.of(plan.uid)
+        return Observation(Task.ABSENT)
+    seen, timeout = plan.st.of(plan.uid), chart_settings().helm_start_timeout_seconds
     fp = charts.Footprint.from_status(plan.status["footprint"])
     pods = list(seen.chart_pods.values())
+    completable = [w for w in fp.workloads if w.completes and w.kind != "CronJob" and w.pods]
     failed_job = next((j for j in seen.chart_jobs.values() if j.failed), None)
     failed_pod = next((p for p in pods if p.phase == "Failed" and p.owner_kind != "Job"), None)
-    if failed_job is not None or failed_pod is not None:
-        if failed_job is not None:
-            what, why = f"Job {failed_job.name}", failed_job.message or failed_job.reason or "failed"
-        else:
-            what, why = f"pod {failed_pod.name}", failed_pod.message or failed_pod.reason or "failed"
-        code = failed_pod.exit_code if failed_pod is not None and failed_pod.exit_code is not None else 1
-        await plan.run_status("ERROR", exitCode=code, endTime=format_instant(now), reason="TaskFailed",
-                              message=f"{what}: {why}")
-        await plans._stop(plan, "Failed", "TaskFailed", f"the chart's {what} failed: {why}", warning=True)
-        return None
-    completable = [w for w in fp.workloads if w.completes and w.kind != "CronJob" and w.pods]
+    if failed_job is not None:
+        return Observation(Task.FAILED, message=f"the chart's Job {failed_job.name} failed: "
+                           f"{failed_job.message or failed_job.reason or 'failed'}")
+    if failed_pod is not None:
+        return Observation(Task.FAILED, exit_code=failed_pod.exit_code, message=f"the chart's pod {failed_pod.name} "
+                           f"failed: {failed_pod.message or failed_pod.reason or 'failed'}")
     if completable and all(_done(w, seen) for w in completable):
-        await plan.run_status("COMPLETED", exitCode=0, endTime=format_instant(now), reason="Completed")
-        await plans._stop(plan, "Completed", "Completed", "the chart's jobs and pods completed; release uninstalled")
-        return None
-    if now >= plan.end:
-        if completable:
-            await plans._time_up(plan)
-        else:
-            await plan.run_status("COMPLETED", exitCode=0, endTime=format_instant(now), reason="BookingEnded",
-                                  message="the booking ended; the release was uninstalled")
-            await plans._stop(plan, "Completed", "BookingEnded",
-                              f"the booking ended; helm release {release_of(plan)} was uninstalled")
-        return None
+        return Observation(Task.SUCCEEDED)
     expected = sum(w.pods for w in fp.workloads if w.kind != "CronJob")
     bound = [p for p in pods if p.node and p.phase in RUNNING_OR_DONE]
-    if len(bound) >= expected and (seen.placeholders or seen.placeholders_made):
-        await plans._delete_placeholders(plan)  # the pods hold the capacity themselves now
-    if plan.phase == "Starting":
-        if len(bound) >= expected:
-            nodes = sorted({p.node for p in bound})
-            await plan.run_status("EXECUTING", startTime=format_instant(now))
-            await plan.transition("Running", "Running", f"the chart's {len(bound)} pod(s) run on "
-                                  f"{', '.join(nodes)}", event=False)
-        elif now - plan.start > cfg.helm_start_timeout_seconds:
-            why = (f"only {len(bound)} of the chart's {expected} pod(s) run "
-                   f"{cfg.helm_start_timeout_seconds}s after the start: {_pending_why(pods)}")
-            await plan.run_status("ERROR", endTime=format_instant(now), reason="StartTimeout", message=why)
-            await plans._stop(plan, "Failed", "StartTimeout", why, warning=True)
-            return None
-        else:
-            return min(plan.end, plan.start + cfg.helm_start_timeout_seconds + 1) - now
-    return plan.end - now
+    if len(bound) >= expected:
+        nodes = ", ".join(sorted({p.node for p in bound}))
+        return Observation(Task.RUNNING, message=f"the chart's {len(bound)} pod(s) run on {nodes}",
+                           completes=bool(completable))
+    if now - plan.start > timeout:
+        return Observation(Task.FAILED, reason="StartTimeout", message=f"only {len(bound)} of the chart's "
+                           f"{expected} pod(s) run {timeout}s after the start: {_pending_why(pods)}")
+    return Observation(Task.HELD, completes=bool(completable), recheck_at=plan.start + timeout + 1)
 
 
 def _done(workload: charts.Workload, seen) -> bool:
@@ -326,8 +278,36 @@ def _done(workload: charts.Workload, seen) -> bool:
 async def uninstall(plan: Plan) -> None:
     """Remove the plan's release if it may be installed (status.release); a no-op otherwise."""
     rel = plan.status.get("release") or {}
-    if not rel.get("installed"):
-        return
-    await charts.uninstall(rel.get("name") or release_of(plan), plan.namespace, cfg=chart_settings())
-    await _mark(plan, False)
-    log.info("plan %s/%s: helm release %s uninstalled", plan.namespace, plan.name, rel.get("name"))
+    if rel.get("installed"):
+        await charts.uninstall(rel.get("name") or release_of(plan), plan.namespace, cfg=chart_settings())
+        await _mark(plan, False)
+        log.info("plan %s/%s: helm release %s uninstalled", plan.namespace, plan.name, rel.get("name"))
+    await drop_finalizer(plan.body)
+
+
+async def drop_finalizer(body: Mapping[str, Any]) -> None:
+    meta = body["metadata"]
+    finalizers = meta.get("finalizers") or []
+    if RELEASE_FINALIZER in finalizers:
+        await kube.patch_meta(kube.PLANS, meta["namespace"], meta["name"],
+                              {"finalizers": [f for f in finalizers if f != RELEASE_FINALIZER]})
+
+
+class HelmTask:
+    """taskkind.TaskKind for charts: its pods hold the booking and wait for the start, as a
+    container task's pod does (the post-renderer gives them the waiter)."""
+
+    admit = staticmethod(admit)
+
+    async def launch(self, plan: Plan, spec: PlanSpec, now: int) -> None:
+        await install(plan, spec)
+        if not plan.status.get("taskRun"):
+            await kube.create(children.taskrun(plan.body))
+
+    def observe(self, plan: Plan, spec: PlanSpec, now: int) -> Observation:
+        return observe(plan, now)
+
+    async def stop(self, plan: Plan) -> None:
+        await uninstall(plan)
+
+    cleanup = stop

@@ -2,7 +2,11 @@
 every reconcile step can be repeated after a crash without harm."""
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
+from collections.abc import Mapping
+from datetime import datetime, timezone
 from typing import Any
 
 from kubernetes_asyncio import client
@@ -11,6 +15,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from execplanner.planner import kube as planner_kube
 
 GROUP, VERSION = "execplanner.io", "v1alpha1"
+log = logging.getLogger("execplanner.operator.kube")
 PLANS, RUNS = "executionplans", "taskruns"
 
 _api: client.ApiClient | None = None
@@ -106,3 +111,31 @@ async def patch_meta(plural: str, namespace: str, name: str, meta: dict[str, Any
     await custom().patch_namespaced_custom_object(GROUP, VERSION, namespace, plural, name, {"metadata": meta},
                                                   _content_type="application/merge-patch+json")
 
+
+
+_posting: set[asyncio.Task] = set()  # Events on their way (kept: the loop holds tasks weakly)
+
+
+def event(obj: Mapping[str, Any], type: str, reason: str, message: str) -> None:
+    """Post an Event about `obj` in the background (as kubectl describe shows them); a lost
+    Event is logged, never retried: it repeats what the status says."""
+    meta = obj["metadata"]
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    body = {"metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+            "involvedObject": {"apiVersion": obj.get("apiVersion", f"{GROUP}/{VERSION}"),
+                               "kind": obj.get("kind", "ExecutionPlan"), "name": meta["name"],
+                               "namespace": meta["namespace"], "uid": meta["uid"]},
+            "type": type, "reason": reason, "message": message[:1024], "count": 1,
+            "firstTimestamp": stamp, "lastTimestamp": stamp, "eventTime": None,
+            "source": {"component": "execplanner-operator"}, "reportingComponent": "execplanner-operator"}
+
+    async def post() -> None:
+        try:
+            resp = await core().create_namespaced_event(meta["namespace"], body, _preload_content=False)
+            resp.release()
+        except Exception as e:  # noqa: BLE001
+            log.warning("event %s on %s/%s not posted: %s", reason, meta["namespace"], meta["name"], e)
+
+    task = asyncio.get_running_loop().create_task(post())
+    _posting.add(task)
+    task.add_done_callback(_posting.discard)

@@ -8,7 +8,11 @@ anyone else's.
 DOMAIN = "execplanner.io"
 PLAN_UID = f"{DOMAIN}/plan-uid"        # label: the owning ExecutionPlan's metadata.uid
 PLAN_NAME = f"{DOMAIN}/plan"           # label: the owning ExecutionPlan's name (for people)
-ROLE = f"{DOMAIN}/role"                # label: "placeholder" (holds capacity) or "task"
-ROLE_PLACEHOLDER = "placeholder"
+ROLE = f"{DOMAIN}/role"                # label: "task" (a task's pods; they also hold its capacity)
 ROLE_TASK = "task"
 WORKLOAD = f"{DOMAIN}/workload"        # label: on a chart task's pods, "<kind>-<name>" of their workload
+# Annotations on every task pod, RFC 3339 to the second: the booked start its init container
+# waits for, and the booking's end (the kwok stages of the local cluster read both, standing
+# in for the kubelet's init container and activeDeadlineSeconds).
+START_AT = f"{DOMAIN}/start-at"
+END_AT = f"{DOMAIN}/end-at"

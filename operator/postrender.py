@@ -6,7 +6,9 @@ Every object gets the plan's labels (plan UID, plan name) and an owner reference
 (the garbage collector removes what helm uninstall missed). Every pod template gets, so that
 kube-scheduler enforces the booking as for container tasks:
 
-- the task PriorityClass (above the placeholders, which it preempts), replacing the chart's;
+- the task PriorityClass, replacing the chart's;
+- a first init container that waits for the booked start (children.waiter), and the
+  start-at annotation: made `lead` seconds early, the pods hold the booking until then;
 - the plan-UID, plan-name, role=task and workload labels, and the plan's pod labels and
   annotations (podLabels, podAnnotations);
 - pinning to the booked placement: a required nodeAffinity term `kubernetes.io/hostname In
@@ -32,6 +34,7 @@ from execplanner.planner.charts import HOSTNAME, parse_manifests, pod_template, 
 
 from . import labels
 
+WAITER_REQUESTS = {"cpu": "1m", "memory": "8Mi"}
 CLUSTER_SCOPED = {"Namespace", "Node", "PersistentVolume", "StorageClass", "PriorityClass", "ClusterRole",
                   "ClusterRoleBinding", "CustomResourceDefinition", "MutatingWebhookConfiguration",
                   "ValidatingWebhookConfiguration", "APIService", "IngressClass", "RuntimeClass", "CSIDriver",
@@ -61,9 +64,12 @@ def placement_by_workload(placements: Iterable[Mapping[str, Any]]) -> dict[str, 
 def config_for(plan: Mapping[str, Any], placements: Iterable[Mapping[str, Any]], *, priority_class: str,
                tolerations: Iterable[Mapping[str, Any]] = (), node_selector: Mapping[str, str] | None = None,
                pod_labels: Mapping[str, str] | None = None,
-               pod_annotations: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """What the post-renderer needs to know, from the plan and its booking."""
-    from .children import child_name, owner_ref  # here: keeps the post-renderer's own imports small
+               pod_annotations: Mapping[str, str] | None = None, start: int | None = None,
+               waiter_image: str = "") -> dict[str, Any]:
+    """What the post-renderer needs to know, from the plan and its booking; with `start`,
+    every pod waits for it in an init container (`children.waiter`)."""
+    # Imported here: keeps the post-renderer's own imports small.
+    from .children import child_name, owner_ref, waiter, waiting_annotations
     meta = plan["metadata"]
     placements = list(placements)
     plan_labels = {labels.PLAN_UID: meta["uid"], labels.PLAN_NAME: child_name(meta["name"])}
@@ -71,7 +77,9 @@ def config_for(plan: Mapping[str, Any], placements: Iterable[Mapping[str, Any]],
         "namespace": meta["namespace"],
         "labels": plan_labels,
         "podLabels": {**(pod_labels or {}), **plan_labels, labels.ROLE: labels.ROLE_TASK},
-        "podAnnotations": dict(pod_annotations or {}),
+        "podAnnotations": {**(pod_annotations or {}), **(waiting_annotations(start) if start is not None else {})},
+        # Small requests of its own: the pod's effective requests stay the chart's.
+        "waiter": waiter(start, waiter_image, WAITER_REQUESTS) if start is not None else None,
         "priorityClassName": priority_class,
         "tolerations": list(tolerations),
         "nodeSelector": dict(node_selector or {}),
@@ -103,6 +111,8 @@ def _pod(template: dict[str, Any], obj: Mapping[str, Any], cfg: Mapping[str, Any
     if cfg.get("podAnnotations"):
         meta["annotations"] = {**(meta.get("annotations") or {}), **cfg["podAnnotations"]}
     spec = template.setdefault("spec", {})
+    if cfg.get("waiter"):
+        spec["initContainers"] = [cfg["waiter"], *(spec.get("initContainers") or [])]
     spec["priorityClassName"] = cfg["priorityClassName"]
     spec.pop("priority", None)  # admission sets it from the class; a stale number is refused
     if cfg.get("nodeSelector"):

@@ -3,10 +3,12 @@
 Everything here is rebuilt on start-up from the API server (plans' statuses, nodes, pods),
 so losing it loses nothing. The calendar is only touched from the event loop's thread, in
 synchronous steps, so a decision and its booking can never interleave with another's.
+One State per operator process, kept in kopf's `memo` (handlers.startup makes it).
 """
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from execplanner.planner.engine import Calendar, Resources
@@ -16,12 +18,14 @@ from .settings import Settings
 
 @dataclass
 class TaskPod:
+    """A container task's pod as the pod watch last saw it."""
     name: str
     phase: str
-    exit_code: int | None = None
-    reason: str | None = None
-    message: str | None = None
     node: str | None = None
+    exit_code: int | None = None
+    reason: str | None = None    # the container's (Error, Completed, OOMKilled) or the pod's (DeadlineExceeded)
+    message: str | None = None
+    deadline_exceeded: bool = False  # the kubelet stopped it at activeDeadlineSeconds
 
 
 @dataclass
@@ -48,11 +52,9 @@ class JobView:
 @dataclass
 class PlanChildren:
     """A plan's children as the watches last saw them (keyed by the plan's UID label)."""
-    placeholders: dict[str, str] = field(default_factory=dict)  # pod name -> node ('' while unbound)
-    placeholders_made: set[str] = field(default_factory=set)  # created by this process, maybe not seen yet
-    placeholders_gone: set[str] = field(default_factory=set)  # created by this process, then seen deleted
     task_pod: TaskPod | None = None
-    job: JobView | None = None
+    task_made: bool = False  # this process created the task's pod (its watch event may lag)
+    task_gone: bool = False  # the task's pod was seen deleted
     chart_pods: dict[str, ChartPod] = field(default_factory=dict)  # a chart task's pods, by name
     chart_jobs: dict[str, JobView] = field(default_factory=dict)  # a chart task's Jobs, by name
 
@@ -64,23 +66,23 @@ class State:
     children: dict[str, PlanChildren] = field(default_factory=dict)
     revoked: dict[str, str] = field(default_factory=dict)  # plan uid -> why its booking was revoked
     aborted_runs: set[str] = field(default_factory=set)  # plan uids whose TaskRun asked to abort
-    wakers: dict[str, asyncio.Event] = field(default_factory=dict)
     statuses: dict[str, dict] = field(default_factory=dict)  # plan uid -> the status we last wrote
     specs: dict[str, tuple] = field(default_factory=dict)  # plan uid -> (generation, its PlanSpec)
     adopting: set[tuple[str, str]] = field(default_factory=set)  # TaskRuns (namespace, name) being adopted
     quotas: dict[str, dict[str, Resources | None]] = field(default_factory=dict)  # ns -> quota name -> vector
-    housekeeper: asyncio.Task | None = None
-    watches: list[asyncio.Task] = field(default_factory=list)  # the pod, Job and TaskRun watches (handlers._watch)
+    waker: Callable[[str], None] = lambda uid: None  # the timer queue's wake (handlers.startup sets it)
+    tasks: list[asyncio.Task] = field(default_factory=list)  # watches, timer queue, housekeeping
+
+    @classmethod
+    def new(cls, settings: Settings) -> State:
+        return cls(settings=settings, calendar=Calendar(horizon=settings.horizon_days * 86400))
 
     def of(self, uid: str) -> PlanChildren:
         return self.children.setdefault(uid, PlanChildren())
 
-    def waker(self, uid: str) -> asyncio.Event:
-        return self.wakers.setdefault(uid, asyncio.Event())
-
     def wake(self, uid: str | None) -> None:
-        if uid and uid in self.wakers:
-            self.wakers[uid].set()
+        if uid:
+            self.waker(uid)
 
     def note_revoked(self, booking_ids: list[str], why: str) -> None:
         """Bookings the calendar gave up (capacity taken by others): wake their plans."""
@@ -93,21 +95,5 @@ class State:
         self.children.pop(uid, None)
         self.revoked.pop(uid, None)
         self.aborted_runs.discard(uid)
-        self.wakers.pop(uid, None)
         self.statuses.pop(uid, None)
         self.specs.pop(uid, None)
-
-
-_state: State | None = None
-
-
-def init(settings: Settings) -> State:
-    global _state
-    _state = State(settings=settings, calendar=Calendar(horizon=settings.horizon_days * 86400))
-    return _state
-
-
-def get() -> State:
-    if _state is None:
-        raise RuntimeError("the operator's state is used before start-up initialised it")
-    return _state

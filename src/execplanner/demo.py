@@ -7,7 +7,8 @@
 3. A scientist's questions over HTTP (IVOA /accepts), through the `execplanner` CLI with a
    bearer token from the development issuer.
 4. The examples of examples/ submitted with kubectl: a container plan that runs now, one
-   booked for a window a minute ahead (placeholder pods hold its capacity until then), one
+   booked for a window a minute ahead (its own pod holds the capacity from shortly before,
+   waiting for the start), one
    too big and refused with the reason, and a helm-chart task (examples/charts/skymap,
    served from a chart repository on loopback) planned pod by pod.
 5. The calendar, the runs completing, a UWS job run over HTTP with its log, and where to
@@ -188,16 +189,18 @@ def _fresh(core: client.CoreV1Api, custom: client.CustomObjectsApi) -> None:
 
 
 def _follow(core: client.CoreV1Api, custom: client.CustomObjectsApi, until: float, calendar_args: list[str]) -> None:
-    """Print each change of the plans' phases (and placeholders) until the runs have ended;
+    """Print each change of the plans' phases (and of the task pods waiting for their start)
+    until the runs have ended;
     the calendar once the bookings are made."""
     last, shown_calendar = "", False
     while time.monotonic() < until:
         plans = {p["metadata"]["name"]: p for p in custom.list_namespaced_custom_object(
             GROUP, VERSION, DEMO_NS, PLURAL)["items"]}
         phase = {n: (p.get("status") or {}).get("phase", "Pending") for n, p in plans.items()}
-        holds = [p.metadata.name for p in core.list_namespaced_pod(
-            DEMO_NS, label_selector="execplanner.io/role=placeholder").items]
-        line = "  ".join(f"{n}={phase[n]}" for n in EXAMPLES if n in phase) + (f"  holds={holds}" if holds else "")
+        waiting = [p.metadata.name for p in core.list_namespaced_pod(
+            DEMO_NS, label_selector="execplanner.io/role=task").items if p.status.phase == "Pending"]
+        line = "  ".join(f"{n}={phase[n]}" for n in EXAMPLES if n in phase) + (
+            f"  waiting for their start={waiting}" if waiting else "")
         if line != last:
             print(f"  {time.strftime('%H:%M:%S')}  {line}", flush=True)
             last = line

@@ -24,7 +24,7 @@ SYSTEM_NAMESPACE, SERVICE_ACCOUNT = localrun.OPERATOR_SA
 SA_USER = f"system:serviceaccount:{SYSTEM_NAMESPACE}:{SERVICE_ACCOUNT}"
 
 # The shared instance's settings (see the brief in test_operator.py).
-HOLD_LEAD_SECONDS = 2
+HOLD_LEAD_SECONDS = 15  # > the operator-down test's 10 s, so its task pod exists before the stop
 OFFER_EXPIRY_SECONDS = 8
 REVOKE_POLICY = "Replan"
 # Allowlists as a site would set them: the images the tests use, charts from loopback only
@@ -67,7 +67,7 @@ def operator_kubeconfig(kubeconfig: str, tmp_path_factory: pytest.TempPathFactor
 
 @pytest.fixture(scope="session")
 def operator(operator_kubeconfig: str, tmp_path_factory: pytest.TempPathFactory):
-    """The shared operator: hold lead 2 s, offers expire after 8 s, revoke policy Replan, the
+    """The shared operator: hold lead 15 s, offers expire after 8 s, revoke policy Replan, the
     cluster's helm, allowlists (ALLOWED_REGISTRIES, ALLOWED_CHART_REPOSITORIES). One per
     session: conftest.py registers it (imported into several test modules, pytest would make
     one per module, and two operators would both act on every plan)."""

@@ -8,7 +8,7 @@ given); `helm uninstall` leaves nothing of the release behind.
 
 The cluster-scoped objects other tests make too: the CRDs exist already or are created by
 helm from crds/ (which it skips when they exist, and never deletes); the PriorityClasses
-are this release's own, under names of its own (values priorityClasses.hold/.task), so they
+is this release's own, under a name of its own (value priorityClasses.task), so it
 can be created, used and deleted without touching those of deploy/.
 
 This test's operator acts on every plan in the cluster, as any operator does, so no other
@@ -83,10 +83,10 @@ def container_env(deployment: dict) -> dict[str, str]:
 
 def test_chart_installs_and_its_identities_run_execplanner(kubeconfig: str, namespace: str, tmp_path: Path):
     release = f"execplanner-{uuid.uuid4().hex[:6]}"  # names: <release>-operator, <release>-planner
-    hold, task = f"{release}-hold", f"{release}-task"
+    task = f"{release}-task"
     user, token = "chart-user", uuid.uuid4().hex
     values = {
-        "priorityClasses": {"create": True, "hold": hold, "task": task},
+        "priorityClasses": {"create": True, "task": task},
         "operator": {"holdLeadSeconds": 2},
         "planner": {"replicas": 2, "identity": {"tokenSecret": {"name": f"{release}-tokens", "key": "tokens"}},
                     "namespaces": {"map": {user: namespace}}},
@@ -121,7 +121,7 @@ def test_chart_installs_and_its_identities_run_execplanner(kubeconfig: str, name
         svc = get("service", planner_sa, "-n", namespace)
         assert svc["spec"]["ports"][0]["targetPort"] == "http"
         assert {pc["metadata"]["name"]: pc["value"] for pc in get("priorityclasses", "-l", selector)["items"]} == \
-            {hold: 1000000, task: 2000000}
+            {task: 2000000}
         for kind in ("clusterroles", "clusterrolebindings"):
             names = {o["metadata"]["name"] for o in get(kind, "-l", selector)["items"]}
             assert {operator_sa, planner_sa} <= names, (kind, names)
@@ -186,10 +186,12 @@ def test_chart_installs_and_its_identities_run_execplanner(kubeconfig: str, name
         except AssertionError as e:
             pytest.fail(f"{e}\n{op.tail(60)}", pytrace=False)
         assert status["booking"]
-        # The task's Job uses the release's priority class: the chart's settings reached the operator.
-        job = wait_until(lambda: [j for j in get("jobs", "-n", namespace)["items"]], timeout=30,
-                         what="the plan's Job")[0]
-        assert job["spec"]["template"]["spec"]["priorityClassName"] == task
+        # The task's pod uses the release's priority class and waiter image: the chart's
+        # settings reached the operator.
+        pod = wait_until(lambda: get("pods", "-n", namespace, "-l", "execplanner.io/role=task")["items"], timeout=30,
+                         what="the plan's task pod")[0]
+        assert pod["spec"]["priorityClassName"] == task
+        assert pod["spec"]["initContainers"][0]["image"] == env["EXECPLANNER_WAITER_IMAGE"]
         assert other_operators() == [f"{op.pid}: {sys.executable} -m execplanner.operator"]
 
         # -- the planner service, with the chart's identity and settings, answers -----------

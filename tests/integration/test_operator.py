@@ -6,9 +6,10 @@ operator_fixture.py). Every test works in a fresh namespace, and deletes its pla
 end (waiting for the operator's finalizer), so that the next test finds the cluster's
 capacity free again.
 
-What is checked, besides each plan's phases: what the operator creates (placeholders,
-TaskRun, Job, pods) and that bookings never over-commit a node, judged from the API server,
-not from the operator's own view.
+What is checked, besides each plan's phases: what the operator creates (the TaskRun and the
+task's pod, which holds the booking from `lead` seconds before its start and waits for it)
+and that bookings never over-commit a node, judged from the API server, not from the
+operator's own view.
 """
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
 GROUP, VERSION = "execplanner.io", "v1alpha1"
 PLANS, RUNS = "executionplans", "taskruns"
 L_UID, L_PLAN, L_ROLE = "execplanner.io/plan-uid", "execplanner.io/plan", "execplanner.io/role"
-FINALIZER = "execplanner.io/finalizer"
+START_AT, END_AT = "execplanner.io/start-at", "execplanner.io/end-at"
 COMPLETE = "pod-complete.stage.kwok.x-k8s.io/delay"
 FAIL = "pod-fail.stage.execplanner.io/delay"
 IMAGE = "busybox:1.36"
@@ -375,7 +376,7 @@ class CapacityMonitor:
       requests of the running pods on the node that are not execplanner's, ≤ allocatable;
     - the requests of all pods bound to a node ≤ allocatable (nothing bypassed the scheduler
       into an over-full node);
-    - per plan of the namespace: live placeholders ≤ placements, no placeholder whose plan
+    - per plan of the namespace: live task pods ≤ placements, no live task pod whose plan
       is gone or terminal for more than a grace period, or outliving its booking;
     and keeps the distinct Jobs, TaskRuns and task pods seen per plan, and every booking."""
 
@@ -398,7 +399,6 @@ class CapacityMonitor:
         self.jobs: dict[str, set] = defaultdict(set)
         self.taskruns: dict[str, set] = defaultdict(set)
         self.task_pods: dict[str, set] = defaultdict(set)
-        self.max_placeholders: dict[str, int] = defaultdict(int)
         self._orphan_since: dict[str, datetime] = {}
         self._orphans_reported: set[str] = set()
         self._stop = threading.Event()
@@ -463,7 +463,7 @@ class CapacityMonitor:
         foreign: dict[str, Res] = defaultdict(Res)
         bound: dict[str, Res] = defaultdict(Res)
         bound_names: dict[str, list[str]] = defaultdict(list)
-        live_placeholders: dict[str, int] = defaultdict(int)
+        live_tasks: dict[str, int] = defaultdict(int)
         for pod in pods:
             meta, spec, status = pod["metadata"], pod.get("spec") or {}, pod.get("status") or {}
             labels = meta.get("labels") or {}
@@ -472,9 +472,9 @@ class CapacityMonitor:
             if meta["namespace"] == self.ns and uid:
                 if labels.get(L_ROLE) == "task":
                     self.task_pods[uid].add(meta["uid"])
-                if labels.get(L_ROLE) == "placeholder" and not finished and not meta.get("deletionTimestamp"):
-                    live_placeholders[uid] += 1
-                    self._check_placeholder(pod, by_uid.get(uid), t)
+                    if not finished and not meta.get("deletionTimestamp"):
+                        live_tasks[uid] += 1
+                        self._check_task_pod(pod, by_uid.get(uid), t)
             node = spec.get("nodeName")
             if not node or finished:
                 continue
@@ -493,12 +493,11 @@ class CapacityMonitor:
             if bound[node].exceeds(cap):
                 self.violations.append(f"{rfc3339(t)} node {node}: pods bound {bound[node]} > allocatable {cap}: "
                                        f"{bound_names[node]}")
-        for uid, n in live_placeholders.items():
-            self.max_placeholders[uid] = max(self.max_placeholders[uid], n)
+        for uid, n in live_tasks.items():
             plan = by_uid.get(uid)
             placements = len((booking_of(plan) or {}).get("placements") or []) if plan else 0
             if plan is not None and n > placements:
-                self.violations.append(f"{rfc3339(t)} plan {plan['metadata']['name']}: {n} live placeholders "
+                self.violations.append(f"{rfc3339(t)} plan {plan['metadata']['name']}: {n} live task pods "
                                        f"for {placements} placements")
         for job in jobs:
             uid = (job["metadata"].get("labels") or {}).get(L_UID) or "?" + job["metadata"]["name"]
@@ -508,7 +507,7 @@ class CapacityMonitor:
                           if o.get("kind") == "ExecutionPlan"), None)
             self.taskruns[owner or "?" + run["spec"].get("planRef", "")].add(run["metadata"]["uid"])
 
-    def _check_placeholder(self, pod: dict, plan: dict | None, t: datetime) -> None:
+    def _check_task_pod(self, pod: dict, plan: dict | None, t: datetime) -> None:
         name = f"{pod['metadata']['namespace']}/{pod['metadata']['name']}"
         reason = None
         if plan is None:
@@ -525,7 +524,7 @@ class CapacityMonitor:
         first = self._orphan_since.setdefault(name, t)
         if t - first > self.ORPHAN_GRACE and name not in self._orphans_reported:
             self._orphans_reported.add(name)
-            self.violations.append(f"{rfc3339(t)} placeholder {name} still live "
+            self.violations.append(f"{rfc3339(t)} task pod {name} still live "
                                    f"{(t - first).total_seconds():.1f}s after {reason}")
 
     def report(self) -> str:
@@ -561,33 +560,6 @@ def assert_task_pod_matches_booking(pod: client.V1Pod, plan: dict, booking: dict
     assert q(lim.get("memory")) == q(booking["memory"]), f"{where}: memory limit {lim} vs {booking['memory']}{info()}"
     gpus = booking.get("gpus") or 0
     assert q(req.get(GPU, 0)) == gpus and q(lim.get(GPU, 0)) == gpus, f"{where}: gpus {req} {lim} vs {gpus}{info()}"
-
-
-def check_placeholders(pods: list[client.V1Pod], plan: dict, booking: dict, ctx: Ctx) -> None:
-    name, uid = plan["metadata"]["name"], plan["metadata"]["uid"]
-    info = f"\n{ctx.describe(name, log_lines=20)}"
-    placements = booking["placements"]
-    assert len(pods) == len(placements), f"{len(pods)} placeholders for {len(placements)} placements{info}"
-    names = sorted(p.metadata.name for p in pods)
-    assert all(re.fullmatch(rf"{re.escape(name)}-hold-\d+", n) for n in names), f"placeholder names {names}{info}"
-    unmatched = list(placements)
-    for p in pods:
-        where = f"placeholder {p.metadata.name}"
-        pinned = p.spec.node_name or (p.spec.node_selector or {}).get("kubernetes.io/hostname")
-        assert pinned, f"{where} is not pinned to a node (spec.nodeName or nodeSelector){info}"
-        assert p.spec.priority_class_name == "execplanner-hold", f"{where}: priorityClassName {p.spec.priority_class_name}{info}"
-        labels = p.metadata.labels or {}
-        assert labels.get(L_UID) == uid and labels.get(L_ROLE) == "placeholder" and labels.get(L_PLAN) == name, \
-            f"{where}: labels {labels}{info}"
-        owners = p.metadata.owner_references or []
-        assert any(o.kind == "ExecutionPlan" and o.uid == uid for o in owners), f"{where}: owners {owners}{info}"
-        total = Res()
-        for c in p.spec.containers:
-            r = (c.resources.requests or {}) if c.resources else {}
-            total = total + Res(q(r.get("cpu", 0)), q(r.get("memory", 0)), q(r.get(GPU, 0)))
-        match = next((pl for pl in unmatched if pl["node"] == pinned and placement_res(pl) == total), None)
-        assert match, f"{where} on {pinned} requests {total}; no such placement in {placements}{info}"
-        unmatched.remove(match)
 
 
 def kubectl_as(kubeconfig: str, *args: str) -> subprocess.CompletedProcess:
@@ -668,18 +640,16 @@ def test_books_now_runs_and_completes(ctx):
     assert_task_pod_matches_booking(pod, plan, b, ctx)
     assert plan["status"].get("taskRun") == "now", f"status.taskRun\n{d('now')}"
 
-    job = ctx.job("now")
-    assert job is not None, f"no Job named after the plan\n{d('now')}"
-    assert any(o.kind == "TaskRun" and o.name == "now" for o in job.metadata.owner_references or []), \
-        f"the Job is not owned by the TaskRun: {job.metadata.owner_references}"
-    assert job.spec.backoff_limit == 0, f"backoffLimit {job.spec.backoff_limit}"
-    # The deadline is what is left of the booking when the Job is made: a task started late
-    # must still end with its booking.
-    left = int((end - job.metadata.creation_timestamp).total_seconds())
-    assert left <= job.spec.active_deadline_seconds <= int((end - start).total_seconds()), \
-        f"activeDeadlineSeconds {job.spec.active_deadline_seconds} vs booked {end - start}, {left}s left at creation"
-    assert job.spec.template.spec.priority_class_name == "execplanner-task"
-    assert (job.metadata.labels or {}).get(L_UID) == uid, f"Job labels {job.metadata.labels}"
+    assert pod.metadata.name == "now", f"the task pod is not named after the plan\n{d('now')}"
+    assert any(o.kind == "ExecutionPlan" and o.uid == uid for o in pod.metadata.owner_references or []), \
+        f"the task pod is not owned by the plan: {pod.metadata.owner_references}"
+    assert ctx.job("now") is None, "a container task needs no Job"
+    # The deadline is what is left of the booking when the pod is made: its kubelet stops it
+    # at the booking's end, with or without the operator.
+    left = int((end - pod.metadata.creation_timestamp).total_seconds())
+    assert left <= pod.spec.active_deadline_seconds <= left + 2, \
+        f"activeDeadlineSeconds {pod.spec.active_deadline_seconds} vs {left}s left of the booking at creation"
+    assert pod.metadata.annotations[START_AT] == b["start"] and pod.metadata.annotations[END_AT] == b["end"]
 
     plan = ctx.wait_phase("now", "Completed", timeout=40)
     assert "Running" in ctx.history["now"], f"phases seen {ctx.history['now']}"
@@ -696,14 +666,12 @@ def test_books_now_runs_and_completes(ctx):
     assert (rs.get("log") or {}).get("pod") == pod.metadata.name and (rs.get("log") or {}).get("container"), \
         f"TaskRun log {rs.get('log')} vs pod {pod.metadata.name}"
 
-    ctx.wait_no_pods(uid, "placeholder", 10, "now")
-    ctx.wait_events(plan, {"Booked", "Started", "Completed"})
+    ctx.wait_events(plan, {"Booked", "Completed"})
 
 
-def test_future_window_holds_capacity_with_placeholders_then_runs(ctx):
-    window_start = whole_second_after(8)
+def test_future_window_task_pod_holds_the_capacity_then_runs_at_the_start(ctx):
+    window_start = whole_second_after(HOLD_LEAD_SECONDS + 6)
     window = f"{rfc3339(window_start)}/{rfc3339(window_start + timedelta(seconds=60))}"
-    # 9 of a node's 16 cores: the task's pod and a placeholder cannot share the node.
     ctx.create(plan_body("later", cores=9, memory="6Gi", duration="PT15S", start=[window],
                          annotations={COMPLETE: "6s"}))
     plan, b = ctx.wait_booked("later", timeout=15)
@@ -711,39 +679,40 @@ def test_future_window_holds_capacity_with_placeholders_then_runs(ctx):
     start = ts(b["start"])
     assert phase_of(plan) == "Booked", f"a plan starting at {b['start']} is already {phase_of(plan)}\n{d('later')}"
     assert window_start <= start < window_start + timedelta(seconds=60), f"start {b['start']} outside {window}"
-    assert now() < start, "the test was too slow: the booked start has passed before the placeholders were checked"
+    assert now() < start - timedelta(seconds=HOLD_LEAD_SECONDS), "the test was too slow: the lead has begun"
     assert not ctx.pods(uid), f"pods exist long before the start ({b['start']})\n{d('later')}"
-    assert ctx.job("later") is None
 
-    # Placeholders appear `lead` seconds before the start, pinned, with the booked requests.
-    holds = ctx.wait(lambda: (lambda ps: ps if len(ps) >= len(b["placements"]) else None)(
-        ctx.pods(uid, "placeholder", live_only=True)),
-        timeout=(start - now()).total_seconds() + 5, what="the placeholders", names=("later",), interval=0.2)
-    seen = now()
-    assert seen < start, f"placeholders seen only at {rfc3339(seen)}, after the booked start {b['start']}\n{d('later')}"
-    for p in holds:
-        assert p.metadata.creation_timestamp >= start - timedelta(seconds=HOLD_LEAD_SECONDS + 2), \
-            f"placeholder {p.metadata.name} made at {p.metadata.creation_timestamp}, long before start - lead"
-    check_placeholders(holds, plan, b, ctx)
+    # `lead` seconds before the start the task's own pod appears, bound to the booked node
+    # (it holds the capacity), waiting for the start in its init container.
+    def holding():
+        pods = [p for p in ctx.pods(uid, "task", live_only=True) if p.spec.node_name]
+        return pods[0] if pods else None
+
+    pod = ctx.wait(holding, timeout=(start - now()).total_seconds(), what="the task pod bound before the start",
+                   names=("later",), interval=0.2)
+    assert now() < start, f"the task pod was bound only after the booked start {b['start']}\n{d('later')}"
+    assert pod.metadata.creation_timestamp >= start - timedelta(seconds=HOLD_LEAD_SECONDS + 2), \
+        f"task pod made at {pod.metadata.creation_timestamp}, long before start - lead"
+    assert pod.spec.node_name == b["placements"][0]["node"], f"task on {pod.spec.node_name}, booked {b['placements']}"
+    assert pod.status.phase == "Pending", f"the task pod runs before its start: {pod.status.phase}"
+    (waiter,) = pod.spec.init_containers
+    env = {e.name: e.value for e in waiter.env}
+    assert env["EXECPLANNER_START"] == str(int(start.timestamp())) and "sleep" in waiter.command[-1], waiter
+    assert pod.metadata.annotations[START_AT] == b["start"], pod.metadata.annotations
     assert phase_of(ctx.get("later")) == "Booked", f"{d('later')}"
 
-    # At the start the task pod replaces them on the same node: kube-scheduler preempts them.
-    def replaced():
-        pods = [p for p in ctx.pods(uid, "task") if p.status.phase == "Running"]
-        return pods[0] if pods and not ctx.pods(uid, "placeholder") else None
+    # At the start it runs, on time, with nothing preempted.
+    def running():
+        p = next(iter(ctx.pods(uid, "task")), None)
+        return p if p is not None and p.status.phase == "Running" else None
 
-    pod = ctx.wait(replaced, 25, "the task pod Running and the placeholders gone", names=("later",))
-    assert pod.spec.node_name == b["placements"][0]["node"], f"task on {pod.spec.node_name}, booked {b['placements']}"
-    assert pod.metadata.creation_timestamp >= start - timedelta(seconds=1), \
-        f"the task pod was created at {pod.metadata.creation_timestamp}, before the booked start {b['start']}"
+    pod = ctx.wait(running, (start - now()).total_seconds() + 10, "the task pod Running", names=("later",),
+                   interval=0.1)
+    seen = now()
+    assert start - timedelta(seconds=1) <= seen <= start + timedelta(seconds=3), \
+        f"Running at {seen.isoformat()}, booked start {b['start']}"
     assert_task_pod_matches_booking(pod, ctx.get("later"), b, ctx)
-
-    def preempted():
-        names = {p.metadata.name for p in holds}
-        events = ctx.core.list_namespaced_event(ctx.ns, field_selector="reason=Preempted").items
-        return {e.involved_object.name for e in events} >= names or None
-
-    ctx.wait(preempted, 10, "kube-scheduler's Preempted events on the placeholders", names=("later",))
+    assert not ctx.core.list_namespaced_event(ctx.ns, field_selector="reason=Preempted").items
     ctx.wait_phase("later", "Completed", timeout=30)
 
 
@@ -761,11 +730,11 @@ def test_time_limit_stops_task_at_booking_end(ctx):
     run = ctx.wait(lambda: (lambda r: r if (r.get("status") or {}).get("phase") == "ABORTED" else None)(
         ctx.taskrun("overrun") or {}), 15, "TaskRun ABORTED", names=("overrun",))
     assert run["status"].get("reason") == "TimeLimitExceeded", f"TaskRun status {run['status']}"
-    ctx.wait(lambda: (lambda j: j is None or j.metadata.deletion_timestamp is not None)(ctx.job("overrun")),
+    ctx.wait(lambda: not ctx.pods(uid, "task", live_only=True),
              15, "the Job deleted", names=("overrun",))
     ctx.wait(lambda: not ctx.pods(uid, "task", live_only=True), 20, "the task pod gone or terminating",
              names=("overrun",))
-    ctx.wait_events(plan, {"Started", "Failed"})
+    ctx.wait_events(plan, {"Booked", "Failed"})
 
 
 def test_task_failure_fails_plan_with_exit_code(ctx):
@@ -777,7 +746,7 @@ def test_task_failure_fails_plan_with_exit_code(ctx):
     rs = run["status"]
     assert rs.get("exitCode") == 1, f"TaskRun status {rs}"
     assert rs.get("endTime"), f"TaskRun status {rs}"
-    ctx.wait_events(plan, {"Started", "Failed"})
+    ctx.wait_events(plan, {"Booked", "Failed"})
 
 
 def test_cancel_stops_run_and_releases_capacity(ctx):
@@ -789,8 +758,6 @@ def test_cancel_stops_run_and_releases_capacity(ctx):
              30, "plan Running with its task pod", names=("cancelme",))
     ctx.patch_spec("cancelme", {"cancel": True})
     plan = ctx.wait_phase("cancelme", "Cancelled", timeout=20)
-    ctx.wait(lambda: ctx.job("cancelme") is None or ctx.job("cancelme").metadata.deletion_timestamp is not None,
-             20, "the Job deleted", names=("cancelme",))
     ctx.wait_no_pods(uid, None, 30, "cancelme")
     run = ctx.taskrun("cancelme")
     if run is not None:
@@ -817,20 +784,18 @@ def test_cancel_stops_run_and_releases_capacity(ctx):
 
 def test_delete_booked_plan_releases_holds(ctx):
     node = "kwok-node-2"
-    window_start = whole_second_after(10)
+    window_start = whole_second_after(HOLD_LEAD_SECONDS + 6)
     ctx.create(plan_body("doomed", cores=12, memory="8Gi", duration="30s", node=node,
                          start=[f"{rfc3339(window_start)}/PT60S"]))
     plan, b = ctx.wait_booked("doomed", timeout=15)
     uid = plan["metadata"]["uid"]
-    # kopf adds the finalizer beside the daemon's first step, so it may land just after the booking.
-    ctx.wait(lambda: FINALIZER in (ctx.get("doomed")["metadata"].get("finalizers") or []), 5,
-             f"the finalizer {FINALIZER} on the plan", names=("doomed",))
+    assert not plan["metadata"].get("finalizers"), "a container plan needs no finalizer"
     assert b["placements"][0]["node"] == node
     start, end = ts(b["start"]), ts(b["end"])
-    ctx.wait(lambda: len(ctx.pods(uid, "placeholder", live_only=True)) >= 1,
-             (start - now()).total_seconds() + 5, "the placeholders", names=("doomed",), interval=0.2)
+    ctx.wait(lambda: len(ctx.pods(uid, "task", live_only=True)) >= 1,
+             (start - now()).total_seconds() + 5, "the task pod holding the booking", names=("doomed",), interval=0.2)
     ctx.delete("doomed")
-    ctx.wait(lambda: ctx.get("doomed") is None, 30, "the deleted plan to disappear (finalizer)", names=("doomed",))
+    ctx.wait(lambda: ctx.get("doomed") is None, 30, "the deleted plan to disappear", names=("doomed",))
     ctx.wait_no_pods(uid, None, 20, "doomed")
 
     # Its capacity is free at the same time: the same 12 of 16 cores on the same node.
@@ -954,9 +919,9 @@ def test_fits_only_after_running_booking_ends(ctx):
 
 
 def test_capacity_taken_by_others_revokes_and_replans(ctx):
-    """A pod the operator did not create lands on booked capacity (before the placeholders
-    exist): the plan gets CapacityRevoked and, with the Replan policy, a booking elsewhere."""
-    window_start = whole_second_after(40)
+    """A pod the operator did not create lands on booked capacity (before the task's pod
+    exists): the plan gets CapacityRevoked and, with the Replan policy, a booking elsewhere."""
+    window_start = whole_second_after(HOLD_LEAD_SECONDS + 30)
     ctx.create(plan_body("victim", cores=12, memory="8Gi", duration="20s", annotations={COMPLETE: "2s"},
                          start=[f"{rfc3339(window_start)}/PT60S"]))
     plan, first = ctx.wait_booked("victim", timeout=20)
@@ -1062,11 +1027,118 @@ def test_crash_and_restart_keeps_bookings_consistent(ctx, kubeconfig, operator):
     assert not mon.booking_changes, "a restart changed bookings:\n" + "\n".join(mon.booking_changes[:10])
     for n in names:
         uid = plans[n]["metadata"]["uid"]
-        assert len(mon.jobs[uid]) == 1, f"{n}: {len(mon.jobs[uid])} distinct Jobs seen\n{ctx.describe(n)}"
+        assert not mon.jobs[uid], f"{n}: {len(mon.jobs[uid])} Jobs seen for a container task\n{ctx.describe(n)}"
         assert len(mon.taskruns[uid]) == 1, f"{n}: {len(mon.taskruns[uid])} distinct TaskRuns seen\n{ctx.describe(n)}"
         assert len(mon.task_pods[uid]) == 1, f"{n}: {len(mon.task_pods[uid])} distinct task pods seen\n{ctx.describe(n)}"
-        assert mon.max_placeholders[uid] <= len(bookings[f"{ctx.ns}/{n}"]["placements"]), f"{n}: placeholders"
         run = ctx.taskrun(n)
         assert run and run["status"].get("phase") == "COMPLETED", f"{n}: TaskRun {run and run.get('status')}"
-    stray = [p.metadata.name for p in ctx.core.list_namespaced_pod(ctx.ns, label_selector=f"{L_ROLE}=placeholder").items]
-    assert not stray, f"placeholders of finished plans are left: {stray}\n{ctx.describe(names[0])}"
+    stray = [p.metadata.name for p in ctx.core.list_namespaced_pod(ctx.ns, label_selector=f"{L_ROLE}=task").items
+             if p.status.phase not in ("Succeeded", "Failed")]
+    assert not stray, f"task pods of finished plans still run: {stray}\n{ctx.describe(names[0])}"
+
+
+class PodWatch:
+    """When a watch of the namespace's task pods first saw each one Running (by pod UID)."""
+
+    def __init__(self, kubeconfig: str, namespace: str):
+        from kubernetes import watch
+        self.api = config.new_client_from_config(config_file=kubeconfig)
+        self.running: dict[str, datetime] = {}
+        self.names: dict[str, str] = {}
+        self._stop = threading.Event()
+
+        def run():
+            core = client.CoreV1Api(self.api)
+            while not self._stop.is_set():
+                for ev in watch.Watch().stream(core.list_namespaced_pod, namespace, timeout_seconds=5,
+                                               label_selector=f"{L_ROLE}=task"):
+                    pod = ev["object"]
+                    self.names[pod.metadata.uid] = pod.metadata.name
+                    if pod.status.phase == "Running":
+                        self.running.setdefault(pod.metadata.uid, now())
+                    if self._stop.is_set():
+                        return
+        self._thread = threading.Thread(target=run, daemon=True)
+        self._thread.start()
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
+def test_the_start_and_the_end_need_no_operator(ctx, kubeconfig, operator):
+    """The operator is down from 10 s before a booked start until 30 s after it: the task still
+    starts at its start (its pod, made `lead` seconds before, waits by itself) and is stopped at
+    the booking's end by the cluster (activeDeadlineSeconds); back, the operator records what
+    happened without redoing anything."""
+    assert HOLD_LEAD_SECONDS > 10
+    window_start = whole_second_after(HOLD_LEAD_SECONDS + 5)
+    ctx.create(plan_body("alone", cores=2, memory="2Gi", duration="20s",  # runs until stopped
+                         start=[f"{rfc3339(window_start)}/PT60S"]))
+    plan, b = ctx.wait_booked("alone", timeout=15)
+    uid, start, end = plan["metadata"]["uid"], ts(b["start"]), ts(b["end"])
+    watch = PodWatch(kubeconfig, ctx.ns)
+    try:
+        ctx.wait(lambda: any(p.spec.node_name for p in ctx.pods(uid, "task")), (start - now()).total_seconds() - 10,
+                 "the task pod bound 10 s before the start", names=("alone",), interval=0.2)
+        time.sleep(max(0.0, (start - timedelta(seconds=10) - now()).total_seconds()))
+        operator.kill()
+        stopped_at = now()
+        assert stopped_at <= start - timedelta(seconds=9), f"stopped only at {stopped_at.isoformat()}"
+        time.sleep(max(0.0, (start + timedelta(seconds=30) - now()).total_seconds()))
+        pods = ctx.pods(uid, "task")
+        assert len(pods) == 1, f"task pods while the operator was down: {[p.metadata.name for p in pods]}"
+        pod = pods[0]
+        assert pod.status.phase == "Failed" and pod.status.reason == "DeadlineExceeded", \
+            f"at the end the cluster should have stopped the task: {pod.status.phase} {pod.status.reason}"
+        ran_at = watch.running.get(pod.metadata.uid)
+        assert ran_at is not None, "the task pod was never seen Running"
+        assert start - timedelta(seconds=1) <= ran_at <= start + timedelta(seconds=2), \
+            f"Running at {ran_at.isoformat()}, booked start {b['start']}: late by {(ran_at - start).total_seconds()} s"
+        assert phase_of(ctx.get("alone")) == "Booked", "someone else moved the plan on while the operator was down"
+    finally:
+        operator.start()
+        watch.stop()
+    plan = ctx.wait_phase("alone", "Failed", timeout=20)
+    assert plan["status"]["conditions"] and "time limit" in plan["status"]["message"], plan["status"]
+    run = ctx.taskrun("alone")
+    assert run["status"]["phase"] == "ABORTED" and run["status"]["reason"] == "TimeLimitExceeded", run["status"]
+    pods = ctx.pods(uid, "task")
+    assert [p.metadata.uid for p in pods] == [pod.metadata.uid], "the operator made the task again"
+    assert end <= now()
+
+
+def test_a_foreign_pod_after_the_hold_waits_until_the_booking_ends(ctx):
+    """Once a task's pod holds its booking, a pod of someone else's on that capacity stays
+    Pending (it cannot preempt the task's priority) until the booking ends, then runs."""
+    node = "kwok-node-1"
+    window_start = whole_second_after(HOLD_LEAD_SECONDS + 3)
+    ctx.create(plan_body("holder", cores=12, memory="8Gi", duration="15s", node=node,  # runs until stopped
+                         start=[f"{rfc3339(window_start)}/PT60S"]))
+    plan, b = ctx.wait_booked("holder", timeout=15)
+    uid, end = plan["metadata"]["uid"], ts(b["end"])
+    ctx.wait(lambda: any(p.spec.node_name for p in ctx.pods(uid, "task")), HOLD_LEAD_SECONDS + 10,
+             "the task pod bound (the hold)", names=("holder",), interval=0.2)
+    ctx.core.create_namespaced_pod(ctx.ns, client.V1Pod(
+        metadata=client.V1ObjectMeta(name="latecomer"),
+        spec=client.V1PodSpec(node_selector={"kubernetes.io/hostname": node}, termination_grace_period_seconds=0,
+                              containers=[client.V1Container(name="c", image=IMAGE, resources=client.V1ResourceRequirements(
+                                  requests={"cpu": "8", "memory": "1Gi"}))])))
+
+    def latecomer():
+        return ctx.core.read_namespaced_pod("latecomer", ctx.ns)
+
+    ctx.wait_phase("holder", "Running", timeout=HOLD_LEAD_SECONDS + 10)
+    while now() < end - timedelta(seconds=1):
+        p = latecomer()
+        assert not p.spec.node_name and p.status.phase == "Pending", \
+            f"the foreign pod got booked capacity at {rfc3339(now())}: {p.spec.node_name} {p.status.phase}"
+        time.sleep(0.5)
+    ran = ctx.wait(lambda: (p := latecomer()).status.phase == "Running" and p, 20,
+                   "the foreign pod Running once the booking ended", names=("holder",))
+    assert ran.spec.node_name == node
+    assert now() >= end
+    assert phase_of(ctx.get("holder")) == "Failed" and condition(ctx.get("holder"), "CapacityRevoked") is None
+    ctx.core.delete_namespaced_pod("latecomer", ctx.ns, grace_period_seconds=0)  # its 8 cores, for later tests
+    ctx.wait(lambda: not [p for p in ctx.core.list_namespaced_pod(ctx.ns).items if p.metadata.name == "latecomer"],
+             20, "the foreign pod gone", names=("holder",))

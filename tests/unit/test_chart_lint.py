@@ -32,14 +32,14 @@ RELEASE, NAMESPACE = "xp", "xp-system"
 
 NON_DEFAULT = {
     "image": {"repository": "registry.example.org/execplanner", "tag": "1.2.3", "pullPolicy": "Always"},
-    "priorityClasses": {"create": False, "hold": "site-hold", "task": "site-task"},
+    "priorityClasses": {"create": False, "task": "site-task"},
     "horizonDays": 14,
     "allowedRegistries": ["docker.io/library", "ghcr.io/my-org"],
     "allowedChartRepositories": ["https://charts.example.org", "oci://ghcr.io/my-org/charts"],
     "allowLocalCharts": True,
     "charts": {"helmTimeoutSeconds": 30.5, "startTimeoutSeconds": 600, "missingRequests": "Refuse"},
     "operator": {"holdLeadSeconds": 45, "offerExpirySeconds": 600, "revokePolicy": "Fail",
-                 "placeholderImage": "registry.example.org/pause:3.10", "healthPort": 9090,
+                 "waiterImage": "registry.example.org/busybox:1.36", "healthPort": 9090,
                  "taskTolerations": [{"key": "batch", "operator": "Exists", "effect": "NoSchedule"}],
                  "logLevel": "DEBUG", "resources": {"requests": {"cpu": "1", "memory": "1Gi"}}},
     "planner": {"replicas": 3, "port": 9000, "publicUrl": "https://planner.example.org",
@@ -205,8 +205,7 @@ def test_rendered_values_load_through_the_settings_classes(helm: str, tmp_path: 
     op = load(Settings, op_env, monkeypatch)
     assert (op.hold_lead_seconds, op.offer_expiry_seconds, op.revoke_policy.value, op.horizon_days, op.health_port) == \
         (45, 600, "Fail", 14, 9090)
-    assert (op.placeholder_image, op.hold_priority_class, op.task_priority_class) == \
-        ("registry.example.org/pause:3.10", "site-hold", "site-task")
+    assert (op.waiter_image, op.task_priority_class) == ("registry.example.org/busybox:1.36", "site-task")
     assert op.task_tolerations == NON_DEFAULT["operator"]["taskTolerations"]
     for env in (op_env, pl_env):
         allow = load(AllowlistSettings, env, monkeypatch)
@@ -319,14 +318,14 @@ def test_crds_and_priority_classes_are_the_repositorys(helm: str, tmp_path: Path
     assert crds == source and len(crds) == 2
     pcs = {d["metadata"]["name"]: d for d in find(docs, "PriorityClass")}
     deployed = {d["metadata"]["name"]: d for d in yaml.safe_load_all((ROOT / "deploy" / "priorityclasses.yaml").read_text()) if d}
-    assert set(pcs) == set(deployed) == {"execplanner-hold", "execplanner-task"}
+    assert set(pcs) == set(deployed) == {"execplanner-task"}
     for name, pc in pcs.items():
         for key in ("value", "preemptionPolicy", "globalDefault", "description"):
             assert pc.get(key) == deployed[name].get(key), (name, key)
     # Other names (for a second release, or a cluster that has them already), or none at all.
-    renamed = render(helm, tmp_path, {"priorityClasses": {"hold": "h2", "task": "t2"}})
+    renamed = render(helm, tmp_path, {"priorityClasses": {"task": "t2"}})
     assert {d["metadata"]["name"]: d["value"] for d in find(renamed, "PriorityClass")} == \
-        {"h2": deployed["execplanner-hold"]["value"], "t2": deployed["execplanner-task"]["value"]}
+        {"t2": deployed["execplanner-task"]["value"]}
     assert not find(render(helm, tmp_path, NON_DEFAULT), "PriorityClass")
 
 

@@ -5,9 +5,10 @@ import time
 
 import kopf
 
-from execplanner.operator import booking, handlers, state  # (importing handlers registers them)
+from execplanner.operator import booking, handlers, plans  # (importing handlers registers them)
 from execplanner.operator.models import PlanSpec
 from execplanner.operator.settings import Settings
+from execplanner.operator.state import State
 from execplanner.planner.engine import Resources
 
 
@@ -21,7 +22,15 @@ def test_every_registered_handler_runs_on_the_event_loop():
             found.append(handler)
             assert inspect.iscoroutinefunction(handler.fn), f"{handler.fn.__name__} is not async"
     names = {h.fn.__name__ for h in found}
-    assert {"node_event", "plan_daemon", "startup"} <= names
+    assert {"node_event", "quota_event", "startup", "shutdown"} <= names
+
+
+def test_no_handler_makes_kopf_put_a_finalizer_on_plans():
+    # Deleted plans' children go through owner references; a per-plan finalizer would cost
+    # two writes per plan and block deletion while the operator is down.
+    registry = kopf.get_default_registry()
+    assert not registry._spawning.get_all_handlers(), "daemons or timers make kopf add a finalizer"
+    assert not [h for h in registry._changing.get_all_handlers() if "executionplans" in str(h.selector)]
 
 
 def _api_error(status, headers=None):
@@ -44,10 +53,9 @@ def test_a_refusal_at_start_up_is_not_retried_soon():
     assert handlers.retry_soon(_api_error(404)) is None
 
 
-async def test_a_plan_gone_before_its_finalizer_landed_releases_its_booking():
-    # kopf adds the finalizer beside the daemon's first step: a plan deleted at once can be
-    # booked and then gone (DELETED, never marked for deletion) without passing through it.
-    st = state.init(Settings())
+async def test_a_plan_gone_releases_its_booking():
+    # A plan deleted (no finalizer holds it) is released when its DELETED event is seen.
+    st = State.new(Settings())
     st.calendar.set_node("n0", Resources(8000, 32 << 30, 0, 0, 110))
     spec = PlanSpec.model_validate({"executable": {"type": "docker-container", "image": "busybox"},
                                     "resources": {"cores": {"min": 2}, "memory": {"min": "1Gi"}},
@@ -56,6 +64,5 @@ async def test_a_plan_gone_before_its_finalizer_landed_releases_its_booking():
     assert not isinstance(made, booking.Rejected) and "uid-1" in st.calendar.bookings
     body = {"apiVersion": "execplanner.io/v1alpha1", "kind": "ExecutionPlan",
             "metadata": {"name": "p", "namespace": "ns", "uid": "uid-1"}, "status": {"phase": "Booked", "booking": made}}
-    await handlers.plan_event(type="DELETED", body=body)
+    await plans.deleted(body, st)
     assert "uid-1" not in st.calendar.bookings
-    await handlers.plan_event(type="DELETED", body=body)  # seen again: nothing left to do, no error

@@ -1,0 +1,66 @@
+"""Container tasks (executable.type docker-container): one pod, made `lead` seconds before
+the booked start, that holds the booked capacity and waits for the start in an init
+container (children.task_pod). The kubelet stops it at the booking's end
+(activeDeadlineSeconds), so a start and an end need nothing from the operator."""
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from execplanner.planner import allowlist
+from execplanner.planner.engine import Request
+
+from . import children, kube
+from .lifecycle import Observation, Task
+from .models import PlanSpec
+from .planrecord import Plan
+from execplanner.planner.planstatus import placements_from_status
+
+
+class ContainerTask:
+    async def admit(self, plan: Plan, spec: PlanSpec) -> Request | None:
+        """The plan's engine request, or None when the plan was Rejected here (not allowed)."""
+        why = allowlist.image_allowed(spec.executable.image) if spec.executable.image else None
+        if why:
+            await plan.reject("NotAllowed", why)
+            return None
+        return spec.request(plan.st.settings.task_tolerations)
+
+    async def launch(self, plan: Plan, spec: PlanSpec, now: int) -> None:
+        (node, vector), *_ = placements_from_status(plan.status["booking"]["placements"])  # one pod
+        pod = children.task_pod(plan.body, spec, plan.run_name, node, vector, plan.start, plan.end, now,
+                                plan.st.settings)
+        seen = plan.st.of(plan.uid)
+        seen.task_made, seen.task_gone = True, False  # before the call: a lost response must not leak it
+        creates: list[Any] = [kube.create(pod)]
+        if not plan.status.get("taskRun"):  # (a user's TaskRun, adopted, exists already)
+            creates.append(kube.create(children.taskrun(plan.body)))
+        await asyncio.gather(*creates)  # both idempotent (fixed names), neither needs the other
+
+    def observe(self, plan: Plan, spec: PlanSpec, now: int) -> Observation:
+        seen = plan.st.of(plan.uid)
+        pod = seen.task_pod
+        if pod is None:
+            task = Task.GONE if seen.task_gone else Task.HELD if seen.task_made else Task.ABSENT
+            return Observation(task, self_limiting=True)
+        if pod.deadline_exceeded:
+            return Observation(Task.TIMED_OUT, pod=pod.name)
+        if pod.phase == "Succeeded":
+            return Observation(Task.SUCCEEDED, exit_code=0, pod=pod.name)
+        if pod.phase == "Failed":
+            code = pod.exit_code if pod.exit_code is not None else 1
+            return Observation(Task.FAILED, exit_code=code, pod=pod.name, message=f"the task failed (exit code {code})"
+                               + (f": {pod.message or pod.reason}" if pod.message or pod.reason else ""))
+        if pod.phase == "Running":
+            return Observation(Task.RUNNING, message=f"the task runs in pod {pod.name} on {pod.node}", pod=pod.name,
+                               self_limiting=True)
+        return Observation(Task.HELD, pod=pod.name, self_limiting=True)
+
+    async def stop(self, plan: Plan) -> None:
+        seen = plan.st.of(plan.uid)
+        if seen.task_pod is not None or seen.task_made:
+            await kube.delete("Pod", plan.namespace, children.child_name(plan.run_name))
+        seen.task_made = False
+
+    async def cleanup(self, plan: Plan) -> None:
+        """Nothing outlives the plan but the finished pod (its log), removed with the plan."""

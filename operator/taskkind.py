@@ -1,0 +1,37 @@
+"""The one interface the plan's state machine (plans.py) calls for every kind of task.
+
+    admit(plan, spec) -> Request | None   allowlists, sizing; None when it Rejected the plan
+    launch(plan, spec, now)               make the task's pods, which hold and wait for the start
+                                          (idempotent; raises LaunchFailed when it cannot)
+    observe(plan, spec, now) -> Observation   what the watches saw (lifecycle.Task)
+    stop(plan)                            stop whatever of it runs (idempotent)
+    cleanup(plan)                         remove what must not outlive the plan's run
+"""
+from __future__ import annotations
+
+from typing import Protocol
+
+from execplanner.planner.engine import Request
+
+from .container import ContainerTask
+from .helmtask import HelmTask
+from .lifecycle import LaunchFailed, Observation
+from .models import PlanSpec
+from .planrecord import Plan
+
+__all__ = ["TaskKind", "LaunchFailed", "kind_of"]
+
+
+class TaskKind(Protocol):
+    async def admit(self, plan: Plan, spec: PlanSpec) -> Request | None: ...
+    async def launch(self, plan: Plan, spec: PlanSpec, now: int) -> None: ...
+    def observe(self, plan: Plan, spec: PlanSpec, now: int) -> Observation: ...
+    async def stop(self, plan: Plan) -> None: ...
+    async def cleanup(self, plan: Plan) -> None: ...
+
+
+CONTAINER, HELM = ContainerTask(), HelmTask()
+
+
+def kind_of(spec: PlanSpec) -> TaskKind:
+    return HELM if spec.executable.is_helm else CONTAINER
