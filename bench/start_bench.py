@@ -24,7 +24,8 @@ on stdout; progress on stderr.
 
 API writes per part: kube-apiserver's apiserver_request_total for POST, PUT, PATCH, DELETE,
 APPLY and DELETECOLLECTION, whoever wrote, by resource[/subresource], read before the part and
-after its objects are gone (so the teardown counts). Leases (node heartbeats) grow with time,
+after its objects are gone; each part waits for its tasks to complete (10 s on kwok) before
+it clears them, so a workload's whole life counts, from its create to its teardown. Leases (node heartbeats) grow with time,
 not with N: writes_per_plan / writes_per_job leave them out; writes_by_resource shows them.
 The counter is the whole cluster's: the figures hold only on a cluster nothing else uses (the
 floor part warns when it sees writes to plans' or TaskRuns' status, which it makes none of).
@@ -133,19 +134,23 @@ class Bench:
         self.namespaces.remove(ns)
         say(f"{ns} gone in {time.monotonic() - t:.0f}s")
 
-    def watch_plans(self, stop: threading.Event, ns: str) -> tuple[dict[str, float], dict[str, int]]:
-        """When each plan of `ns` was first seen booked, and its booking's start."""
+    def watch_plans(self, stop: threading.Event, ns: str) -> tuple[dict[str, float], dict[str, int], set[str]]:
+        """When each plan of `ns` was first seen booked, its booking's start, and which ended
+        Completed."""
         booked: dict[str, float] = {}
         starts: dict[str, int] = {}
+        completed: set[str] = set()
 
         def seen(obj: dict) -> None:
-            name = obj["metadata"]["name"]
-            booking = (obj.get("status") or {}).get("booking")
+            name, status = obj["metadata"]["name"], obj.get("status") or {}
+            booking = status.get("booking")
             if booking and name not in booked:
                 booked[name] = time.time()
                 starts[name] = parse_instant(booking["start"], "start")
+            if status.get("phase") == "Completed":
+                completed.add(name)
         follow(stop, self.custom.list_namespaced_custom_object, GROUP, VERSION, ns, PLURAL, on_event=seen)
-        return booked, starts
+        return booked, starts, completed
 
     def watch_tasks(self, stop: threading.Event, ns: str) -> PodTimes:
         pods = PodTimes()  # by plan name
@@ -178,9 +183,14 @@ class Bench:
         say(f"floor: {N} Jobs, no operator")
         before = apiserver_writes(self.api)
         ns = self.namespace("floor")
-        pods, created, stop = PodTimes(), {}, threading.Event()
-        follow(stop, self.core.list_namespaced_pod, ns,
-               on_event=lambda pod: pods.seen((pod["metadata"].get("labels") or {}).get("floor"), pod))
+        pods, created, stop, succeeded = PodTimes(), {}, threading.Event(), set()
+
+        def pod_seen(pod: dict) -> None:
+            name = (pod["metadata"].get("labels") or {}).get("floor")
+            pods.seen(name, pod)
+            if (pod.get("status") or {}).get("phase") == "Succeeded":
+                succeeded.add(name)
+        follow(stop, self.core.list_namespaced_pod, ns, on_event=pod_seen)
         time.sleep(1)
         t0 = time.time()
 
@@ -193,9 +203,10 @@ class Bench:
             list(pool.map(create, range(N)))
         create_s = time.time() - t0
         self.wait(lambda: len(pods.running) >= N, time.time() + 300)
+        self.wait(lambda: len(succeeded) >= N, time.time() + 120)  # the whole life: completion writes count
         stop.set()
         total = [pods.running[n] - created[n] for n in pods.running if n in created]
-        say(f"floor: {len(pods.running)}/{N} Running; clearing")
+        say(f"floor: {len(pods.running)}/{N} Running, {len(succeeded)} Succeeded; clearing")
         self.clear(ns)
         writes = counter_diff(before, apiserver_writes(self.api))
         if theirs := writes.get("executionplans/status", 0) + writes.get("taskruns/status", 0):
@@ -217,7 +228,7 @@ class Bench:
         before, cpu0 = apiserver_writes(self.api), cpu_seconds(self.op.pid)
         ns = self.namespace("window")
         stop = threading.Event()
-        booked, starts = self.watch_plans(stop, ns)
+        booked, starts, completed = self.watch_plans(stop, ns)
         pods = self.watch_tasks(stop, ns)
         time.sleep(1)
         t_open = math.ceil(time.time() + max(60, N / 8) + LEAD)  # T, to the second
@@ -227,12 +238,13 @@ class Bench:
         early = sum(t <= t_open - LEAD for t in booked.values())
         say(f"window: {len(booked)} booked before T - lead ({early} by the watch's clock)")
         self.wait(lambda: len(booked) >= N and len(pods.running) >= N, t_open + 300)
+        self.wait(lambda: len(completed) >= N, time.time() + 120)  # the whole life: completion writes count
         stop.set()
         late = [pods.running[n] - starts[n] for n in pods.running if n in starts]
         ahead = [starts[n] - pods.created[n] for n in pods.created if n in starts]
         to_booked = [booked[n] - created[n] for n in booked if n in created]
         at_t = sum(s == t_open for s in starts.values())
-        say(f"window: {len(pods.running)}/{N} Running; clearing")
+        say(f"window: {len(pods.running)}/{N} Running, {len(completed)} Completed; clearing")
         self.clear(ns)
         writes, cpu = counter_diff(before, apiserver_writes(self.api)), cpu_seconds(self.op.pid) - cpu0
         if len(booked) < N:
@@ -253,7 +265,7 @@ class Bench:
         before, cpu0 = apiserver_writes(self.api), cpu_seconds(self.op.pid)
         ns = self.namespace("asap")
         stop = threading.Event()
-        booked, _ = self.watch_plans(stop, ns)
+        booked, _, completed = self.watch_plans(stop, ns)
         pods = self.watch_tasks(stop, ns)
         time.sleep(1)
         say(f"asap: {N} plans from {CLIENTS} threads")
@@ -262,11 +274,12 @@ class Bench:
         created_span = time.time() - t0
         self.wait(lambda: len(booked) >= N, time.time() + 300)
         self.wait(lambda: len(pods.running) >= N, time.time() + 300)
+        self.wait(lambda: len(completed) >= N, time.time() + 120)  # the whole life: completion writes count
         stop.set()
         booked_span = max(booked.values(), default=0) - min(booked.values(), default=0)
         to_booked = [booked[n] - created[n] for n in booked if n in created]
         to_running = [pods.running[n] - created[n] for n in pods.running if n in created]
-        say(f"asap: {len(booked)} booked, {len(pods.running)}/{N} Running; clearing")
+        say(f"asap: {len(booked)} booked, {len(pods.running)}/{N} Running, {len(completed)} Completed; clearing")
         self.clear(ns)
         writes, cpu = counter_diff(before, apiserver_writes(self.api)), cpu_seconds(self.op.pid) - cpu0
         if len(booked) < N:
@@ -309,7 +322,7 @@ class Bench:
         say(f"idle: {IDLE} booked plans written in {time.monotonic() - t:.0f}s ({duration}s each, "
             f"{per_node} a node); starting the operator")
         stop = threading.Event()
-        booked, _ = self.watch_plans(stop, ns)
+        booked, _, completed = self.watch_plans(stop, ns)
         t = time.monotonic()
         self.op.start(timeout=600)  # healthy once kopf's start-up activity (calendar, watches) is done
         healthy_s = time.monotonic() - t
