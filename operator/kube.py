@@ -113,12 +113,15 @@ async def patch_meta(plural: str, namespace: str, name: str, meta: dict[str, Any
 
 
 
-_posting: set[asyncio.Task] = set()  # Events on their way (kept: the loop holds tasks weakly)
+EVENT_POSTERS = 4  # Events posted at once: they repeat what the status says, so in a burst they wait
+_events: asyncio.Queue[dict[str, Any]] | None = None
+_posters: list[asyncio.Task] = []
 
 
 def event(obj: Mapping[str, Any], type: str, reason: str, message: str) -> None:
-    """Post an Event about `obj` in the background (as kubectl describe shows them); a lost
-    Event is logged, never retried: it repeats what the status says."""
+    """Post an Event about `obj` in the background (as kubectl describe shows them), behind the
+    writes that decide things; a lost Event is logged, never retried."""
+    global _events
     meta = obj["metadata"]
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     body = {"metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
@@ -128,14 +131,18 @@ def event(obj: Mapping[str, Any], type: str, reason: str, message: str) -> None:
             "type": type, "reason": reason, "message": message[:1024], "count": 1,
             "firstTimestamp": stamp, "lastTimestamp": stamp, "eventTime": None,
             "source": {"component": "execplanner-operator"}, "reportingComponent": "execplanner-operator"}
+    if _events is None:
+        _events = asyncio.Queue()
+        _posters.extend(asyncio.get_running_loop().create_task(_post(_events)) for _ in range(EVENT_POSTERS))
+    _events.put_nowait(body)
 
-    async def post() -> None:
+
+async def _post(events: asyncio.Queue[dict[str, Any]]) -> None:
+    while True:
+        body = await events.get()
         try:
-            resp = await core().create_namespaced_event(meta["namespace"], body, _preload_content=False)
+            resp = await core().create_namespaced_event(body["metadata"]["namespace"], body, _preload_content=False)
             resp.release()
         except Exception as e:  # noqa: BLE001
-            log.warning("event %s on %s/%s not posted: %s", reason, meta["namespace"], meta["name"], e)
-
-    task = asyncio.get_running_loop().create_task(post())
-    _posting.add(task)
-    task.add_done_callback(_posting.discard)
+            obj = body["involvedObject"]
+            log.warning("event %s on %s/%s not posted: %s", body["reason"], obj["namespace"], obj["name"], e)

@@ -1,8 +1,8 @@
 """One timer queue for every plan, instead of a coroutine per plan.
 
 Each key (a plan's UID) is due at most once: `wake` makes it due now, `at` at a time (the
-earlier of two times wins). A fixed number of workers take due keys in order and run the
-step for each; a key is never stepped twice at once (woken while running, it runs again
+earlier of two times wins). A fixed number of workers take due keys, the most urgent first
+(`urgency`: 0 before 1, then in the order they became due), and run the step for each; a key is never stepped twice at once (woken while running, it runs again
 right after). A step returns the seconds until it wants to run again, or None for never;
 one that raises runs again after a back-off. Waiting keys cost a heap entry each and no
 CPU, which is what lets 10,000 plans booked ahead sit idle.
@@ -21,11 +21,13 @@ Step = Callable[[str], Awaitable[float | None]]
 
 
 class TimerQueue:
-    def __init__(self, step: Step, workers: int = 64, clock: Callable[[], float] = time.monotonic) -> None:
-        self.step, self.workers, self.clock = step, workers, clock
+    def __init__(self, step: Step, workers: int = 64, clock: Callable[[], float] = time.monotonic,
+                 urgency: Callable[[str], int] = lambda key: 0) -> None:
+        self.step, self.workers, self.clock, self.urgency = step, workers, clock, urgency
         self._due: dict[str, float] = {}         # key -> when it is due (the earliest asked for)
         self._heap: list[tuple[float, str]] = []  # (when, key); stale entries are skipped
-        self._ready: asyncio.Queue[str] = asyncio.Queue()
+        self._ready: asyncio.PriorityQueue[tuple[int, int, str]] = asyncio.PriorityQueue()
+        self._order = 0
         self._queued: set[str] = set()            # in _ready
         self._running: set[str] = set()
         self._again: set[str] = set()             # woken while running
@@ -43,7 +45,8 @@ class TimerQueue:
         elif key not in self._queued:
             self._due.pop(key, None)
             self._queued.add(key)
-            self._ready.put_nowait(key)
+            self._order += 1
+            self._ready.put_nowait((self.urgency(key), self._order, key))
 
     def at(self, key: str, delay: float) -> None:
         """Run `key`'s step in `delay` seconds (or earlier, if it is already due earlier)."""
@@ -88,7 +91,7 @@ class TimerQueue:
 
     async def _work(self) -> None:
         while True:
-            key = await self._ready.get()
+            _, _, key = await self._ready.get()
             self._queued.discard(key)
             self._running.add(key)
             try:

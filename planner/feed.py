@@ -10,7 +10,8 @@ from typing import Any
 
 from execplanner.operator.labels import PLAN_UID
 
-from .engine import Calendar, Resources, pod_requests, quota_from_resourcequota, resources_from_map, taint_from_dict
+from .engine import (Calendar, Resources, UnitError, parse_instant, pod_requests, quota_from_resourcequota,
+                     resources_from_map, taint_from_dict)
 
 # Pods in these phases hold nothing: the scheduler no longer counts them either.
 FINISHED = ("Succeeded", "Failed")
@@ -47,13 +48,22 @@ def apply_pod(cal: Calendar, pod: Mapping[str, Any]) -> list[str]:
     """Adds, updates or (once finished or not yet bound) forgets a pod; returns revoked bookings.
 
     Only pods bound to a node hold capacity; ours carry their plan's UID, which is also the
-    id of the plan's booking, so the engine does not count them twice."""
-    spec, status = pod.get("spec") or {}, pod.get("status") or {}
+    id of the plan's booking, so the engine does not count them twice. Ours are made a lead
+    before the booking's start and hold its capacity from their creation on."""
+    meta, spec, status = pod["metadata"], pod.get("spec") or {}, pod.get("status") or {}
     node = spec.get("nodeName")
     if not node or status.get("phase") in FINISHED:
         return cal.remove_pod(pod_key(pod))
-    booking = ((pod["metadata"].get("labels") or {}).get(PLAN_UID)) or None
-    return cal.set_pod(pod_key(pod), node, pod_requests(spec), booking_id=booking)
+    booking = ((meta.get("labels") or {}).get(PLAN_UID)) or None
+    since = _instant(meta.get("creationTimestamp")) if booking else None
+    return cal.set_pod(pod_key(pod), node, pod_requests(spec), booking_id=booking, since=since)
+
+
+def _instant(value: str | None) -> int | None:
+    try:
+        return parse_instant(value, "metadata.creationTimestamp") if value else None
+    except UnitError:
+        return None
 
 
 def delete_pod(cal: Calendar, pod: Mapping[str, Any]) -> list[str]:

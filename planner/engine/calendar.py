@@ -13,7 +13,7 @@ invariant holds again. Revocations are returned by the call and also logged (dra
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -95,6 +95,14 @@ class Booking:
     placements: tuple[tuple[str, Resources], ...]  # (node, vector) per pod, several may share a node
     expires: int | None = None  # a tentative hold until confirmed, released or expired
     seq: int = field(default=0, compare=False)  # booking order: revocation takes the newest first
+    # When its own pods began to hold the capacity, if before `start` (they are made a lead
+    # ahead and wait for it): from then on the capacity is taken, though the booking starts later.
+    held_from: int | None = field(default=None, compare=False)
+
+    @property
+    def span_start(self) -> int:
+        """Where the booking's capacity is taken from: its start, or earlier once its pods hold it."""
+        return self.start if self.held_from is None else min(self.start, self.held_from)
 
     @cached_property
     def per_node(self) -> dict[str, Resources]:
@@ -222,11 +230,15 @@ class Calendar:
             grown |= self._revoke(booking_id, f"node {name} was removed")
         return revoked + self._settle(grown, set(), f"node {name} was removed")
 
-    def set_pod(self, pod_id: str, node: str, requests: Resources, booking_id: str | None = None) -> list[str]:
+    def set_pod(self, pod_id: str, node: str, requests: Resources, booking_id: str | None = None,
+                since: int | None = None) -> list[str]:
         """A pod bound to `node` holds `requests` (see resources.pod_requests). `booking_id` marks
-        the booking it was created for. Returns the bookings revoked to make room for it."""
+        the booking it was created for; `since` (the pod's creation) before that booking's start
+        means the booking's capacity is taken from then on. Returns the bookings revoked to make
+        room for it."""
         pod = PodState(node, requests, booking_id)
-        if self.pods.get(pod_id) == pod and node in self.nodes:
+        early = self._held_early(pod, since)
+        if self.pods.get(pod_id) == pod and node in self.nodes and early is None:
             return []  # a status update of a pod already counted
         touched = self._forget_pod(pod_id)
         self.pods[pod_id] = pod
@@ -234,10 +246,23 @@ class Calendar:
         if booking_id is not None:
             self._pods_by_booking.setdefault(booking_id, set()).add(pod_id)
         touched.add(node)
+        namespaces: set[str] = set()
+        if early is not None:
+            self._remove(early.id)
+            self._apply(early)
+            touched |= set(early.per_node)
+            namespaces.add(early.namespace)
         for name in touched:
             if name in self.nodes:
                 self._recompute_base(self.nodes[name])
-        return self._settle(touched & self.nodes.keys(), set(), f"pod {pod_id} landed on {node}")
+        return self._settle(touched & self.nodes.keys(), namespaces, f"pod {pod_id} landed on {node}")
+
+    def _held_early(self, pod: PodState, since: int | None) -> Booking | None:
+        """The pod's booking, held from `since`, if that is earlier than it is held now."""
+        booking = self.bookings.get(pod.booking_id) if pod.booking_id is not None else None
+        if since is None or booking is None or not self._covered(pod) or since >= booking.span_start:
+            return None
+        return replace(booking, held_from=int(since))
 
     def remove_pod(self, pod_id: str) -> list[str]:
         for name in self._forget_pod(pod_id):
@@ -361,10 +386,10 @@ class Calendar:
         self._ns_bookings.setdefault(booking.namespace, set()).add(booking.id)
         for name, vector in booking.per_node.items():
             node = self.nodes[name]
-            node.timeline.add(booking.start, booking.end, vector)
+            node.timeline.add(booking.span_start, booking.end, vector)
             node.bookings.add(booking.id)
         if booking.namespace in self._ns_timelines:
-            self._ns_timelines[booking.namespace].add(booking.start, booking.end, booking.total)
+            self._ns_timelines[booking.namespace].add(booking.span_start, booking.end, booking.total)
         for pod_id in self._pods_by_booking.get(booking.id, ()):
             node = self.nodes.get(self.pods[pod_id].node)
             if node is not None:
@@ -381,10 +406,10 @@ class Calendar:
         for name, vector in booking.per_node.items():
             node = self.nodes.get(name)
             if node is not None:
-                node.timeline.add(booking.start, booking.end, vector, -1)
+                node.timeline.add(booking.span_start, booking.end, vector, -1)
                 node.bookings.discard(booking.id)
         if booking.namespace in self._ns_timelines:
-            self._ns_timelines[booking.namespace].add(booking.start, booking.end, booking.total, -1)
+            self._ns_timelines[booking.namespace].add(booking.span_start, booking.end, booking.total, -1)
         grown = set()
         for pod_id in self._pods_by_booking.get(booking.id, ()):
             name = self.pods[pod_id].node
@@ -401,8 +426,7 @@ class Calendar:
         if booking.expires is not None:
             self._changed()
             self._holds.discard((booking.expires, booking.id))
-            self.bookings[booking_id] = Booking(booking.id, booking.namespace, booking.start, booking.end,
-                                                booking.placements, None, booking.seq)
+            self.bookings[booking_id] = replace(booking, expires=None)
 
     def release(self, booking_id: str) -> list[str]:
         """Remove a booking (unknown ids are ignored, so replays are harmless). Returns bookings
@@ -444,7 +468,7 @@ class Calendar:
         tl = Timeline()
         for booking_id in self._ns_bookings.get(namespace, ()):
             b = self.bookings[booking_id]
-            tl.add(b.start, b.end, b.total)
+            tl.add(b.span_start, b.end, b.total)
         self._ns_timelines[namespace] = tl
         return self._settle(set(), {namespace}, f"quota of {namespace} changed")
 
@@ -487,7 +511,7 @@ class Calendar:
         best: Booking | None = None
         for booking_id in ids:
             b = self.bookings[booking_id]
-            if (best is None or b.seq > best.seq) and any(b.start < e and s < b.end for s, e in bad):
+            if (best is None or b.seq > best.seq) and any(b.span_start < e and s < b.end for s, e in bad):
                 best = b
         return best.id if best else None
 
@@ -516,7 +540,7 @@ class Calendar:
         for name, node in self.nodes.items():
             base = total(self.pods[p].requests for p in self._pods_by_node.get(name, ())
                          if not self._covered(self.pods[p]))
-            mine = [(b.start, b.end, b.per_node[name]) for b in self.bookings.values() if name in b.per_node]
+            mine = [(b.span_start, b.end, b.per_node[name]) for b in self.bookings.values() if name in b.per_node]
             for t in {s for s, _, _ in mine}:
                 used = base + total(v for s, e, v in mine if s <= t < e)
                 if not used.fits(node.allocatable):
@@ -527,8 +551,8 @@ class Calendar:
                     problems.append(f"booking {b.id} is on unknown node {name}")
         for ns, q in self.quotas.items():
             mine = [self.bookings[i] for i in self._ns_bookings.get(ns, ())]
-            for t in {b.start for b in mine}:
-                used = total(b.total for b in mine if b.start <= t < b.end)
+            for t in {b.span_start for b in mine}:
+                used = total(b.total for b in mine if b.span_start <= t < b.end)
                 if any(used[r] > q[r] for r in range(3)):
                     problems.append(f"namespace {ns} at {t}: {used} over quota {q}")
         return problems

@@ -82,6 +82,28 @@ def test_booked_pods_are_not_counted_twice():
     assert not cal.fit([PodRequest("p", vec(4))], H, 2 * H)
 
 
+def test_a_bookings_pods_made_before_its_start_hold_its_capacity_from_then_on():
+    # A task's pods are made a lead before the start and wait there: from their creation the
+    # node's capacity is theirs, though the booking starts later.
+    cal = cluster(8)
+    cal.book("later", "ns", [("n0", vec(6))], H, 2 * H)
+    assert cal.fit([PodRequest("p", vec(4))], H - 600, H)  # the hour before its start is free
+    cal.book("before", "ns", [("n0", vec(4))], H - 600, H)  # ...and booked by someone else
+    revoked = cal.set_pod("ns/later-0", "n0", vec(6), booking_id="later", since=H - 30)
+    assert revoked == ["before"], "the pods of `later` took the last 30 s of `before`: the newer must go"
+    assert cal.bookings["later"].start == H and cal.bookings["later"].span_start == H - 30
+    assert not cal.fit([PodRequest("p", vec(4))], H - 20, H - 10) and cal.check_invariant() == []
+    assert cal.nodes["n0"].base == Resources()  # counted once, by its booking
+    # A later event of the same pod changes nothing; an earlier creation is not made later.
+    assert cal.set_pod("ns/later-0", "n0", vec(6), booking_id="later", since=H - 30) == []
+    cal.set_pod("ns/later-0", "n0", vec(6), booking_id="later", since=H - 10)
+    assert cal.bookings["later"].span_start == H - 30
+    # A pod made after the start changes nothing either.
+    cal.book("next", "ns", [("n0", vec(2))], 3 * H, 4 * H)
+    cal.set_pod("ns/next-0", "n0", vec(2), booking_id="next", since=3 * H + 5)
+    assert cal.bookings["next"].span_start == 3 * H
+
+
 def test_replayed_booking_with_its_pods_already_running():
     cal = cluster(8)
     cal.set_pod("ns/job-0", "n0", vec(6), booking_id="job")  # operator restarted: pod seen first

@@ -95,3 +95,17 @@ async def test_ten_thousand_waiting_keys_take_no_steps():
         queue.wake(str(i))
     await _run(queue, 1.0)
     assert steps == 10_000 and len(queue) == 10_000  # each ran once and now waits an hour
+
+
+async def test_urgent_keys_go_first_then_in_the_order_they_became_due():
+    order: list[str] = []
+
+    async def step(key: str):
+        order.append(key)
+        return None
+
+    queue = TimerQueue(step, workers=1, urgency=lambda key: 0 if key.startswith("new") else 1)
+    for key in ("old-1", "new-1", "old-2", "new-2"):
+        queue.wake(key)
+    await _run(queue, 0.2)
+    assert order == ["new-1", "new-2", "old-1", "old-2"]
