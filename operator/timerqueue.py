@@ -1,11 +1,13 @@
 """One timer queue for every plan, instead of a coroutine per plan.
 
 Each key (a plan's UID) is due at most once: `wake` makes it due now, `at` at a time (the
-earlier of two times wins). A fixed number of workers take due keys, the most urgent first
-(`urgency`: 0 before 1, then in the order they became due), and run the step for each; a key is never stepped twice at once (woken while running, it runs again
-right after). A step returns the seconds until it wants to run again, or None for never;
-one that raises runs again after a back-off. Waiting keys cost a heap entry each and no
-CPU, which is what lets 10,000 plans booked ahead sit idle.
+earlier of two times wins). Due keys wait in one line per urgency (`urgency(key)`, an index
+into `pools`), each served in order by its own fixed number of workers, so the less urgent
+can neither hold up the more urgent nor flood the API server alongside them; a key is never
+stepped twice at once (woken while running, it runs again right after). A step returns the
+seconds until it wants to run again, or None for never; one that raises runs again after a
+back-off. Waiting keys cost a heap entry each and no CPU, which is what lets 10,000 plans
+booked ahead sit idle.
 """
 from __future__ import annotations
 
@@ -21,13 +23,12 @@ Step = Callable[[str], Awaitable[float | None]]
 
 
 class TimerQueue:
-    def __init__(self, step: Step, workers: int = 64, clock: Callable[[], float] = time.monotonic,
+    def __init__(self, step: Step, pools: tuple[int, ...] = (64,), clock: Callable[[], float] = time.monotonic,
                  urgency: Callable[[str], int] = lambda key: 0) -> None:
-        self.step, self.workers, self.clock, self.urgency = step, workers, clock, urgency
+        self.step, self.pools, self.clock, self.urgency = step, pools, clock, urgency
         self._due: dict[str, float] = {}         # key -> when it is due (the earliest asked for)
         self._heap: list[tuple[float, str]] = []  # (when, key); stale entries are skipped
-        self._ready: asyncio.PriorityQueue[tuple[int, int, str]] = asyncio.PriorityQueue()
-        self._order = 0
+        self._ready: list[asyncio.Queue[str]] = [asyncio.Queue() for _ in pools]
         self._queued: set[str] = set()            # in _ready
         self._running: set[str] = set()
         self._again: set[str] = set()             # woken while running
@@ -45,8 +46,7 @@ class TimerQueue:
         elif key not in self._queued:
             self._due.pop(key, None)
             self._queued.add(key)
-            self._order += 1
-            self._ready.put_nowait((self.urgency(key), self._order, key))
+            self._ready[min(max(self.urgency(key), 0), len(self._ready) - 1)].put_nowait(key)
 
     def at(self, key: str, delay: float) -> None:
         """Run `key`'s step in `delay` seconds (or earlier, if it is already due earlier)."""
@@ -68,7 +68,8 @@ class TimerQueue:
     async def run(self) -> None:
         """The clock and the workers, until cancelled."""
         tasks = [asyncio.ensure_future(self._clock())]
-        tasks += [asyncio.ensure_future(self._work()) for _ in range(self.workers)]
+        tasks += [asyncio.ensure_future(self._work(line)) for line, n in zip(self._ready, self.pools)
+                  for _ in range(n)]
         try:
             await asyncio.gather(*tasks)
         finally:
@@ -89,9 +90,9 @@ class TimerQueue:
             except asyncio.TimeoutError:
                 pass
 
-    async def _work(self) -> None:
+    async def _work(self, line: asyncio.Queue[str]) -> None:
         while True:
-            _, _, key = await self._ready.get()
+            key = await line.get()
             self._queued.discard(key)
             self._running.add(key)
             try:

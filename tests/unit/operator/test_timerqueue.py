@@ -17,7 +17,7 @@ async def test_a_step_runs_when_woken_and_again_when_it_asked():
         runs.append(key)
         return 0.05 if runs.count(key) < 3 else None
 
-    queue = TimerQueue(step, workers=2)
+    queue = TimerQueue(step, pools=(2,))
     queue.wake("a")
     await _run(queue, 0.4)
     assert runs == ["a", "a", "a"]
@@ -35,7 +35,7 @@ async def test_a_key_never_runs_twice_at_once_and_a_wake_while_running_runs_it_a
         running.discard(key)
         return None
 
-    queue = TimerQueue(step, workers=4)
+    queue = TimerQueue(step, pools=(4,))
     queue.wake("a")
     task = asyncio.ensure_future(queue.run())
     await asyncio.sleep(0.01)
@@ -55,7 +55,7 @@ async def test_the_earlier_of_two_times_wins_and_a_wake_beats_both():
         seen.append((key, loop.time() - t0))
         return None
 
-    queue = TimerQueue(step, workers=1, clock=loop.time)
+    queue = TimerQueue(step, pools=(1,), clock=loop.time)
     queue.at("a", 0.3)
     queue.at("a", 0.1)
     queue.at("a", 0.5)
@@ -76,7 +76,7 @@ async def test_a_failing_step_is_retried_after_a_back_off():
             raise RuntimeError("the API server said no")
         return None
 
-    queue = TimerQueue(step, workers=1)
+    queue = TimerQueue(step, pools=(1,))
     queue.wake("a")
     await _run(queue, 1.5)  # first back-off: 1 s
     assert calls == 2
@@ -90,22 +90,32 @@ async def test_ten_thousand_waiting_keys_take_no_steps():
         steps += 1
         return 3600.0
 
-    queue = TimerQueue(step, workers=8)
+    queue = TimerQueue(step, pools=(8,))
     for i in range(10_000):
         queue.wake(str(i))
     await _run(queue, 1.0)
     assert steps == 10_000 and len(queue) == 10_000  # each ran once and now waits an hour
 
 
-async def test_urgent_keys_go_first_then_in_the_order_they_became_due():
+async def test_each_urgency_has_its_own_workers():
+    running: dict[str, int] = {"new": 0, "old": 0}
+    most: dict[str, int] = {"new": 0, "old": 0}
     order: list[str] = []
 
     async def step(key: str):
+        kind = key.split("-")[0]
+        running[kind] += 1
+        most[kind] = max(most[kind], running[kind])
         order.append(key)
+        await asyncio.sleep(0.02)
+        running[kind] -= 1
         return None
 
-    queue = TimerQueue(step, workers=1, urgency=lambda key: 0 if key.startswith("new") else 1)
-    for key in ("old-1", "new-1", "old-2", "new-2"):
-        queue.wake(key)
-    await _run(queue, 0.2)
-    assert order == ["new-1", "new-2", "old-1", "old-2"]
+    queue = TimerQueue(step, pools=(3, 1), urgency=lambda key: 0 if key.startswith("new") else 1)
+    for i in range(6):
+        queue.wake(f"old-{i}")
+        queue.wake(f"new-{i}")
+    await _run(queue, 0.5)
+    assert most == {"new": 3, "old": 1}, "the less urgent took more than their share"
+    assert order.index("new-5") < order.index("old-3"), "the urgent waited behind the others"
+    assert [k for k in order if k.startswith("old")] == [f"old-{i}" for i in range(6)]
