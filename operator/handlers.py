@@ -74,22 +74,25 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
 
 
 async def _watch(st: State) -> None:
-    """Pods (ours and everyone's), our Jobs and TaskRuns, then the plans: plain JSON watches
-    (planner.kubewatch) instead of kopf's per-event machinery. Their first listings feed the
-    calendar and the plans' children before the plans' listing wakes any plan."""
-    children = [Informer(kube.api(), "/api/v1/pods", lambda type, pod: _apply_pod(st, type, pod)),
-                Informer(kube.api(), "/apis/batch/v1/jobs", lambda type, job: _apply_job(st, type, job),
-                         label_selector=labels.PLAN_UID),
-                Informer(kube.api(), f"/apis/{GROUP}/{VERSION}/{kube.RUNS}",
-                         lambda type, run: _apply_run(st, type, run))]
-    await _start(st, children)
+    """Plans, then pods (ours and everyone's), our Jobs and TaskRuns: plain JSON watches
+    (planner.kubewatch) instead of kopf's per-event machinery. The plans' first listing puts
+    their bookings into the calendar, the others' feed it and the plans' children; only then
+    does the timer queue take its first step, so no decision is made on half the world."""
     bodies: dict[str, Mapping[str, Any]] = {}
     queue = TimerQueue(lambda uid: _plan_step(st, bodies, uid), pools=STEP_WORKERS,
                        urgency=lambda uid: _urgency(st, bodies.get(uid)))
     st.waker = queue.wake
+    plans = Informer(kube.api(), f"/apis/{GROUP}/{VERSION}/{kube.PLANS}",
+                     lambda type, plan: _apply_plan(st, bodies, queue, type, plan, listing=not plans.synced.is_set()))
+    await _start(st, [plans])
+    await _start(st, [Informer(kube.api(), "/api/v1/pods", lambda type, pod: _apply_pod(st, type, pod)),
+                      Informer(kube.api(), "/apis/batch/v1/jobs", lambda type, job: _apply_job(st, type, job),
+                               label_selector=labels.PLAN_UID),
+                      Informer(kube.api(), f"/apis/{GROUP}/{VERSION}/{kube.RUNS}",
+                               lambda type, run: _apply_run(st, type, run))])
+    log.info("start-up: %d nodes, %d plans, %d bookings", len(st.calendar.nodes), len(bodies),
+             len(st.calendar.bookings))
     st.tasks.append(asyncio.create_task(queue.run()))
-    await _start(st, [Informer(kube.api(), f"/apis/{GROUP}/{VERSION}/{kube.PLANS}",
-                               lambda type, plan: _apply_plan(st, bodies, queue, type, plan))])
 
 
 async def _start(st: State, informers: list[Informer]) -> None:
@@ -121,21 +124,12 @@ class NoDiffBase(kopf.DiffBaseStorage):
 
 
 async def _load(st: State) -> None:
-    """The world as it is: nodes, quotas, then every plan's booking (the pods follow: _watch_pods)."""
+    """The world as it is: nodes and quotas (the plans' bookings and the pods follow: _watch)."""
     api, core = kube.api(), kube.core()
     for node in api.sanitize_for_serialization(await core.list_node())["items"]:
         feed.apply_node(st.calendar, node)
     for quota in api.sanitize_for_serialization(await core.list_resource_quota_for_all_namespaces())["items"]:
         _apply_quota(st, quota)
-    found = await kube.custom().list_cluster_custom_object(GROUP, VERSION, kube.PLANS)
-    for plan in found["items"]:
-        meta = plan["metadata"]
-        try:
-            booking.restore(st.calendar, meta["uid"], meta["namespace"], plan.get("status") or {})
-        except Conflict as e:
-            st.note_revoked([meta["uid"]], f"cannot be held after a restart: {e}")
-    log.info("start-up: %d nodes, %d plans, %d bookings", len(st.calendar.nodes), len(found["items"]),
-             len(st.calendar.bookings))
 
 
 async def _housekeeping(st: State) -> None:
@@ -251,10 +245,16 @@ def _apply_quota(st: State, quota: Mapping[str, Any], deleted: bool = False) -> 
 # -- plans -----------------------------------------------------------------------------------
 
 def _apply_plan(st: State, bodies: dict[str, Mapping[str, Any]], queue: TimerQueue, type: str,
-                plan: Mapping[str, Any]) -> None:
+                plan: Mapping[str, Any], listing: bool = False) -> None:
     """Keep the plan's latest body for its next step, and wake it. A plan marked for deletion,
-    or gone while it still holds something, is released in a step of its own."""
+    or gone while it still holds something, is released in a step of its own. In the first
+    `listing`, its booking or holds go into the calendar (as its status has them)."""
     uid = plan["metadata"]["uid"]
+    if listing:
+        try:
+            booking.restore(st.calendar, uid, plan["metadata"]["namespace"], plan.get("status") or {})
+        except Conflict as e:
+            st.note_revoked([uid], f"cannot be held after a restart: {e}")
     if type == "DELETED":
         bodies.pop(uid, None)
         queue.forget(uid)
