@@ -4,8 +4,6 @@ container (children.task_pod). The kubelet stops it at the booking's end
 (activeDeadlineSeconds), so a start and an end need nothing from the operator."""
 from __future__ import annotations
 
-import asyncio
-from typing import Any
 
 from execplanner.planner import allowlist
 from execplanner.planner.engine import Request
@@ -30,12 +28,13 @@ class ContainerTask:
         (node, vector), *_ = placements_from_status(plan.status["booking"]["placements"])  # one pod
         pod = children.task_pod(plan.body, spec, plan.run_name, node, vector, plan.start, plan.end, now,
                                 plan.st.settings)
+        if not plan.status.get("taskRun"):  # (a user's TaskRun, adopted, exists already)
+            # First: a pod is never seen without its TaskRun, whatever stops the operator when;
+            # a launch is only repeated while the pod is missing.
+            await kube.create(children.taskrun(plan.body))
         seen = plan.st.of(plan.uid)
         seen.task_made, seen.task_gone = True, False  # before the call: a lost response must not leak it
-        creates: list[Any] = [kube.create(pod)]
-        if not plan.status.get("taskRun"):  # (a user's TaskRun, adopted, exists already)
-            creates.append(kube.create(children.taskrun(plan.body)))
-        await asyncio.gather(*creates)  # both idempotent (fixed names), neither needs the other
+        await kube.create(pod)
 
     def observe(self, plan: Plan, spec: PlanSpec, now: int) -> Observation:
         seen = plan.st.of(plan.uid)

@@ -300,9 +300,9 @@ class HelmTask:
     admit = staticmethod(admit)
 
     async def launch(self, plan: Plan, spec: PlanSpec, now: int) -> None:
-        await install(plan, spec)
-        if not plan.status.get("taskRun"):
+        if not plan.status.get("taskRun"):  # first, as for a container: no release without its TaskRun
             await kube.create(children.taskrun(plan.body))
+        await install(plan, spec)
 
     def observe(self, plan: Plan, spec: PlanSpec, now: int) -> Observation:
         return observe(plan, now)
