@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 import psutil
 
-from execplanner.planner.engine import Calendar, Conflict, PodRequest, Range, Request, Resources, Taint
+from execplanner.engine import Calendar, Conflict, PodRequest, Range, Request, Resources, Taint
 
 GI = 1 << 30
 HOUR = 3600

@@ -31,7 +31,7 @@ from kubernetes import client, config
 
 from benchlib import PodTimes, follow, fresh_namespace, iso, make_nodes, pct, step_p99, teardown
 from execplanner import localrun
-from execplanner.planner.engine import parse_instant
+from execplanner.engine import parse_instant
 
 PLANS = int(os.environ.get("BENCH_PLANS", 1000))
 NODES = int(os.environ.get("BENCH_NODES", 200))

@@ -65,7 +65,7 @@ from kubernetes import client, config
 from benchlib import (PodTimes, apiserver_writes, counter_diff, cpu_seconds, follow, fresh_namespace, iso,
                       make_nodes, pct, teardown, wait_gone)
 from execplanner import localrun
-from execplanner.planner.engine import parse_instant
+from execplanner.engine import parse_instant
 from floor_bench import job as floor_job  # the Jobs' shape
 from operator_bench import plan as bench_plan  # the plans' shape
 

@@ -7,12 +7,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from execplanner.planner.engine import (Calendar, Conflict, Offer, Request, format_cpu, format_instant, format_memory,
+from execplanner.engine import (Calendar, Conflict, Offer, Request, format_cpu, format_instant, format_memory,
                                         parse_instant)
-from execplanner.planner.planstatus import (HOLDING_PHASES, hold_id, placements_from_status,  # noqa: F401 (re-exported)
+from execplanner.cluster.planstatus import (HOLDING_PHASES, hold_id, placements_from_status,  # noqa: F401 (re-exported)
                                             placements_to_status, restore)
 
-from .models import PlanSpec
+from execplanner.api.plan import PlanSpec
+from execplanner.engine.specs import plan_request
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,7 @@ def book_first(cal: Calendar, uid: str, namespace: str, spec: PlanSpec, now: int
                tolerations: list[dict], request: Request | None = None) -> dict[str, Any] | Rejected:
     """acceptPolicy First: book the best offer at once. Returns status.booking, or why not.
     `request` overrides the spec's own (a chart's footprint)."""
-    result = cal.offers(request or spec.request(tolerations), now, count=1, namespace=namespace)
+    result = cal.offers(request or plan_request(spec, tolerations), now, count=1, namespace=namespace)
     if not result.offers:
         return Rejected(_reasons(result.reasons))
     offer = result.offers[0]
@@ -45,7 +46,7 @@ def hold_offers(cal: Calendar, uid: str, namespace: str, spec: PlanSpec, now: in
                 tolerations: list[dict], request: Request | None = None) -> list[dict[str, Any]] | Rejected:
     """acceptPolicy Manual: hold up to spec.offers alternatives until `expires`. Alternatives
     that cannot be held beside the earlier ones (they share capacity) are dropped."""
-    result = cal.offers(request or spec.request(tolerations), now, count=spec.offers, namespace=namespace)
+    result = cal.offers(request or plan_request(spec, tolerations), now, count=spec.offers, namespace=namespace)
     held: list[dict[str, Any]] = []
     for offer in result.offers:
         offer_id = str(len(held) + 1)

@@ -5,14 +5,15 @@ container (children.task_pod). The kubelet stops it at the booking's end
 from __future__ import annotations
 
 
-from execplanner.planner import allowlist
-from execplanner.planner.engine import Request
+from execplanner.cluster import allowlist
+from execplanner.engine import Request
 
 from . import children, kube
 from .lifecycle import Observation, Task
-from .models import PlanSpec
+from execplanner.api.plan import PlanSpec
 from .planrecord import Plan
-from execplanner.planner.planstatus import placements_from_status
+from execplanner.cluster.planstatus import placements_from_status
+from execplanner.engine.specs import plan_request
 
 
 class ContainerTask:
@@ -22,7 +23,7 @@ class ContainerTask:
         if why:
             await plan.reject("NotAllowed", why)
             return None
-        return spec.request(plan.st.settings.task_tolerations)
+        return plan_request(spec, plan.st.settings.task_tolerations)
 
     async def launch(self, plan: Plan, spec: PlanSpec, now: int) -> None:
         (node, vector), *_ = placements_from_status(plan.status["booking"]["placements"])  # one pod

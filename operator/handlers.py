@@ -22,11 +22,12 @@ from typing import Any
 import kopf
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from execplanner.planner import feed
-from execplanner.planner.engine import Conflict
-from execplanner.planner.kubewatch import Informer
+from execplanner.cluster import feed
+from execplanner.engine import Conflict
+from execplanner.cluster.kubewatch import Informer
 
-from . import booking, kube, labels, plans
+from execplanner.api import labels
+from . import booking, kube, plans
 from .children import owner_ref
 from .settings import Settings
 from .state import ChartPod, JobView, State, TaskPod

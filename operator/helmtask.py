@@ -44,15 +44,16 @@ from collections.abc import Iterable, Mapping
 from functools import cache
 from typing import Any
 
-from execplanner.planner import allowlist, charts
-from execplanner.planner.engine import (Request, Resources, parse_count, parse_cpu,
+from execplanner.cluster import allowlist, charts
+from execplanner.engine import (Request, Resources, parse_count, parse_cpu,
                                         parse_memory)
-from execplanner.planner.engine.reasons import amount
-from execplanner.planner.engine.resources import NAMES
+from execplanner.engine.reasons import amount
+from execplanner.engine.resources import NAMES
 
 from . import children, kube, postrender
 from .lifecycle import LaunchFailed, Observation, Task
-from .models import PlanSpec
+from execplanner.api.plan import PlanSpec
+from execplanner.engine.specs import plan_request
 from .planrecord import Plan
 
 log = logging.getLogger("execplanner.operator.helmtask")
@@ -91,7 +92,7 @@ async def admit(plan: Plan, spec: PlanSpec) -> Request | None:
     if short:
         await plan.reject("Unsatisfiable", short)
         return None
-    return spec.request(tolerations, pods=fp.pod_requests(spec.node_selector, [*spec.tolerations, *tolerations]))
+    return plan_request(spec, tolerations, pods=fp.pod_requests(spec.node_selector, [*spec.tolerations, *tolerations]))
 
 
 async def footprint_of(plan: Plan, spec: PlanSpec) -> charts.Footprint | None:
@@ -103,7 +104,7 @@ async def footprint_of(plan: Plan, spec: PlanSpec) -> charts.Footprint | None:
     saved = plan.status.get("footprint")
     if saved and saved.get("digest") == key:
         return charts.Footprint.from_status(saved)
-    cfg, ref = chart_settings(), exe.chart_ref()
+    cfg, ref = chart_settings(), charts.chart_ref(exe)
     release = charts.release_name(plan.name, plan.uid)
     try:
         manifests = await charts.render(ref, exe.values, release, plan.namespace, cfg=cfg)
@@ -193,7 +194,7 @@ async def _mark(plan: Plan, installed: bool) -> None:
 async def install(plan: Plan, spec: PlanSpec) -> None:
     """Install the release (unless it is there already), every pod waiting for the booked start."""
     exe, cfg, release = spec.executable, chart_settings(), release_of(plan)
-    ref = exe.chart_ref()
+    ref = charts.chart_ref(exe)
     if not (plan.status.get("release") or {}).get("installed"):
         await _mark(plan, True)  # before the install: whatever happens next, cleanup uninstalls
     try:

@@ -12,9 +12,9 @@ from typing import Any
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from execplanner.planner import kube as planner_kube
+from execplanner.api.labels import GROUP, VERSION
+from execplanner.cluster import kube as cluster_kube
 
-GROUP, VERSION = "execplanner.io", "v1alpha1"
 log = logging.getLogger("execplanner.operator.kube")
 PLANS, RUNS = "executionplans", "taskruns"
 
@@ -25,7 +25,7 @@ async def connect() -> client.ApiClient:
     """One client for the process (made as the planner makes its own)."""
     global _api
     if _api is None:
-        _api = await planner_kube.connect()
+        _api = await cluster_kube.connect()
     return _api
 
 

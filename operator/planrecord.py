@@ -12,7 +12,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from execplanner.planner.engine import format_instant, parse_instant
+from execplanner.engine import format_instant, parse_instant
 
 from . import kube
 from .state import State

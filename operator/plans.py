@@ -21,10 +21,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from execplanner.planner.engine import Conflict, UnitError, format_instant, parse_instant
+from execplanner.engine import Conflict, UnitError, format_instant, parse_instant
 
 from . import booking, helmtask, kube, lifecycle
-from .models import AcceptPolicy, PlanSpec
+from execplanner.api.plan import AcceptPolicy, PlanSpec
+from execplanner.engine.specs import check_units
 from .planrecord import KEEP, Plan, now
 from .settings import RevokePolicy
 from .state import State
@@ -99,7 +100,7 @@ def _spec(body: Mapping[str, Any], st: State, uid: str) -> PlanSpec:
     if cached is not None and generation is not None and cached[0] == generation:
         return cached[1]
     spec = PlanSpec.model_validate(body.get("spec") or {})
-    spec.check_units()
+    check_units(spec)
     st.specs[uid] = (generation, spec)
     return spec
 

@@ -30,9 +30,9 @@ from typing import Any
 
 import yaml
 
-from execplanner.planner.charts import HOSTNAME, parse_manifests, pod_template, workload_id
+from execplanner.cluster.charts import HOSTNAME, parse_manifests, pod_template, workload_id
 
-from . import labels
+from execplanner.api import labels
 
 WAITER_REQUESTS = {"cpu": "1m", "memory": "8Mi"}
 CLUSTER_SCOPED = {"Namespace", "Node", "PersistentVolume", "StorageClass", "PriorityClass", "ClusterRole",

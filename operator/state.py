@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from execplanner.planner.engine import Calendar, Resources
+from execplanner.engine import Calendar, Resources
 
 from .settings import Settings
 

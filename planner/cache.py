@@ -18,13 +18,14 @@ from typing import Any
 
 from kubernetes_asyncio import client
 
-from . import feed, planstatus
-from .engine import Calendar, Conflict, Resources
-from .kubewatch import Informer
+from execplanner.cluster import feed, planstatus
+from execplanner.engine import Calendar, Conflict, Resources
+from execplanner.cluster.kubewatch import Informer
+from execplanner.api.labels import GROUP, VERSION
 
 log = logging.getLogger("execplanner.planner.cache")
 
-GROUP, VERSION = "execplanner.io", "v1alpha1"
+
 OFFERSET_LABEL = "execplanner.io/offerset"  # an offer set's uuid (the plan is one offer set)
 UWS_LABEL = "execplanner.io/uws-job"        # "true" on plans that are UWS jobs
 OWNER_ANNOTATION = "execplanner.io/owner"   # the user who asked, as the planner authenticated them

@@ -9,8 +9,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from . import allowlist, charts
-from .engine import Calendar
+from execplanner.cluster import allowlist, charts
+from execplanner.engine import Calendar
 
 TTL = 300.0
 

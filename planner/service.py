@@ -17,7 +17,7 @@ from .chartsize import ChartSizer
 from .http.app import make_app
 from .http.common import Service
 from .identity import Authenticator
-from .kube import Kube, connect
+from execplanner.cluster.kube import Kube, connect
 from .metrics import Metrics
 from .settings import PlannerSettings
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from execplanner.operator.models import CONTAINER_TYPES, HELM_TYPES, PlanSpec
-from execplanner.planner.engine import (Range, Request, UnitError, format_cpu, format_duration, format_memory,
+from execplanner.api.plan import CONTAINER_TYPES, HELM_TYPES, PlanSpec
+from execplanner.engine import (Range, Request, UnitError, format_cpu, format_duration, format_memory,
                                         parse_cpu, parse_duration, parse_interval, parse_memory, parse_memory_gib)
+from execplanner.engine.specs import check_units
 
 NOTE_CONTAINER, NOTE_HELM = "uri://docker-container", "uri://kubernetes-helm"
 NOTE_TYPES = {NOTE_CONTAINER: "docker-container", NOTE_HELM: "helm-chart"}
@@ -263,7 +264,7 @@ def _validate(spec: dict[str, Any]) -> PlanSpec:
     """The operator's own reading of the spec, so nothing the service accepts is refused later."""
     try:
         model = PlanSpec.model_validate(spec)
-        model.check_units()
+        check_units(model)
     except UnitError as e:
         raise BadRequest(e.field, e.message) from None
     except ValueError as e:  # pydantic

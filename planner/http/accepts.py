@@ -11,8 +11,9 @@ from typing import Any
 
 from aiohttp import web
 
-from .. import allowlist, charts, chartsize, tasks
-from ..engine import OfferResult, format_cpu, format_duration, format_instant, format_memory
+from execplanner.cluster import allowlist, charts
+from .. import chartsize, tasks
+from execplanner.engine import OfferResult, format_cpu, format_duration, format_instant, format_memory
 from .common import Problem, answer, base_url, caller, read_body, service
 
 routes = web.RouteTableDef()

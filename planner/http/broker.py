@@ -18,7 +18,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from .. import tasks
 from ..cache import OFFERSET_LABEL, OWNER_ANNOTATION, session_uuid
-from ..engine import format_duration, parse_instant
+from execplanner.engine import format_duration, parse_instant
 from ..identity import Identity
 from .common import Problem, answer, base_url, caller, not_found, read_body, service, with_site_defaults
 from .kubeerrors import api_problem

@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ..engine import format_cpu, format_instant, format_memory
+from execplanner.engine import format_cpu, format_instant, format_memory
 from .common import Problem, answer, caller, service
 
 routes = web.RouteTableDef()

@@ -14,7 +14,7 @@ from ..accesslog import AccessLog
 from ..cache import Cache
 from ..chartsize import ChartSizer
 from ..identity import Authenticator, Identity, Unauthorized
-from ..kube import Kube
+from execplanner.cluster.kube import Kube
 from ..metrics import Metrics
 from ..settings import PlannerSettings
 

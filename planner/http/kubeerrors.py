@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from ..kube import api_message
+from execplanner.cluster.kube import api_message
 from .common import Problem
 
 

@@ -6,7 +6,7 @@ from typing import Any
 from aiohttp import web
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from ..kube import api_message
+from execplanner.cluster.kube import api_message
 from .common import Problem, service
 
 

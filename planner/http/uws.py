@@ -16,11 +16,13 @@ from xml.etree import ElementTree as ET
 from aiohttp import web
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from execplanner.operator.models import PlanSpec
+from execplanner.api.plan import PlanSpec
 
-from .. import allowlist, tasks
+from execplanner.cluster import allowlist
+from .. import tasks
 from ..cache import OWNER_ANNOTATION, UWS_LABEL
-from ..engine import UnitError, format_duration, format_instant, parse_duration, parse_instant
+from execplanner.engine import UnitError, format_duration, format_instant, parse_duration, parse_instant
+from execplanner.engine.specs import plan_request
 from ..identity import Identity
 from .common import Problem, base_url, caller, not_found, service, with_site_defaults
 from .kubeerrors import api_problem
@@ -158,7 +160,7 @@ class Job:
 def _estimate(svc, plan: dict[str, Any]) -> str | None:
     """When a job not yet booked would start, were it run now (nothing is booked)."""
     try:
-        request = PlanSpec.model_validate(plan["spec"]).request()
+        request = plan_request(PlanSpec.model_validate(plan["spec"]))
     except (ValueError, UnitError):
         return None
     now = int(time.time())

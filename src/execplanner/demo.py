@@ -31,8 +31,8 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from execplanner import cli, devidentity, localrun
-from execplanner.planner import feed
-from execplanner.planner.engine import format_instant
+from execplanner.cluster import feed
+from execplanner.engine import format_instant
 
 ROOT = Path(__file__).resolve().parents[2]
 RELEASE, SYSTEM_NS = "xp-demo", "execplanner-system"

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from execplanner.planner.allowlist import AllowlistSettings, chart_allowed, image_allowed, image_repository
+from execplanner.cluster.allowlist import AllowlistSettings, chart_allowed, image_allowed, image_repository
 
 
 @pytest.mark.parametrize("image, repo", [

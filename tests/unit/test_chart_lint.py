@@ -3,8 +3,8 @@
 `helm lint --strict` and `helm template` with default and non-default values; the rendered
 objects are checked (one operator replica, strategy Recreate, non-root pods, probes, RBAC
 without Secrets), every EXECPLANNER_* variable the chart sets is a field of the settings
-classes (operator/settings.py, planner/settings.py, planner/allowlist.py,
-planner/charts.py), every field is set, and the rendered values load through those
+classes (operator/settings.py, planner/settings.py, src/execplanner/cluster/allowlist.py,
+src/execplanner/cluster/charts.py), every field is set, and the rendered values load through those
 classes; values.schema.json refuses bad values. The helm binary is the pinned one of the local control plane (`make build`).
 """
 from __future__ import annotations
@@ -22,8 +22,8 @@ from pydantic_settings import BaseSettings
 
 from execplanner import localrun
 from execplanner.operator.settings import Settings
-from execplanner.planner.allowlist import AllowlistSettings
-from execplanner.planner.charts import ChartSettings
+from execplanner.cluster.allowlist import AllowlistSettings
+from execplanner.cluster.charts import ChartSettings
 from execplanner.planner.settings import PlannerSettings
 
 ROOT = Path(__file__).resolve().parents[2]

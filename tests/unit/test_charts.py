@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from execplanner.planner import charts
-from execplanner.planner.charts import ChartRef, FootprintError, NodeInfo, footprint, release_name
-from execplanner.planner.engine import Resources, Taint, parse_memory
+from execplanner.cluster import charts
+from execplanner.cluster.charts import ChartRef, FootprintError, NodeInfo, footprint, release_name
+from execplanner.engine import Resources, Taint, parse_memory
 
 GI = 2**30
 

@@ -1,7 +1,7 @@
 """Reading nodes and pods (as the API delivers them) into the engine."""
-from execplanner.operator.labels import PLAN_UID
-from execplanner.planner import feed
-from execplanner.planner.engine import Calendar, Resources
+from execplanner.api.labels import PLAN_UID
+from execplanner.cluster import feed
+from execplanner.engine import Calendar, Resources
 
 GI = 1 << 30
 

@@ -16,9 +16,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 CHECK = """
 import json, operator, sys
-import execplanner, execplanner.operator, execplanner.planner, execplanner.planner.engine
+import execplanner, execplanner.operator, execplanner.planner, execplanner.engine
 try:
-    import operator.labels  # our module, reached through the top-level name: must fail
+    import operator.plans  # our module, reached through the top-level name: must fail
     leaked = True
 except ImportError:
     leaked = False

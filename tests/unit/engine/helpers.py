@@ -1,5 +1,5 @@
 """Small builders shared by the engine's unit tests."""
-from execplanner.planner.engine import Calendar, Resources
+from execplanner.engine import Calendar, Resources
 
 GI = 1 << 30
 H = 3600

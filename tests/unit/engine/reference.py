@@ -2,9 +2,9 @@
 code is checked against (same answers, same node chosen)."""
 from bisect import bisect_left, bisect_right
 
-from execplanner.planner.engine.fit import best_fit_key, candidates
-from execplanner.planner.engine.offers import _quota_room
-from execplanner.planner.engine.resources import Resources
+from execplanner.engine.fit import best_fit_key, candidates
+from execplanner.engine.offers import _quota_room
+from execplanner.engine.resources import Resources
 
 
 def size_at(cal, low, high, flt, start, duration, namespace):

@@ -4,8 +4,8 @@ import dataclasses
 
 import pytest
 
-from execplanner.planner.engine import Calendar, PodRequest, Range, Request, Resources, Toleration
-from execplanner.planner.engine.offers import question_key
+from execplanner.engine import Calendar, PodRequest, Range, Request, Resources, Toleration
+from execplanner.engine.offers import question_key
 
 NODE = Resources(8000, 32 * 2**30, 0, 0, 110)
 

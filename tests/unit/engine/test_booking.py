@@ -1,7 +1,7 @@
 import pytest
 
-from execplanner.planner.engine import Conflict, PodRequest, Resources, quota_from_resourcequota, quota_vector
-from execplanner.planner.engine.quota import UNLIMITED
+from execplanner.engine import Conflict, PodRequest, Resources, quota_from_resourcequota, quota_vector
+from execplanner.engine.quota import UNLIMITED
 
 from .helpers import GI, H, cluster, vec
 

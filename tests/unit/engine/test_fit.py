@@ -1,4 +1,4 @@
-from execplanner.planner.engine import Calendar, NoFit, PodRequest, Resources, Taint, Toleration, quota_vector
+from execplanner.engine import Calendar, NoFit, PodRequest, Resources, Taint, Toleration, quota_vector
 
 GI = 1 << 30
 H = 3600

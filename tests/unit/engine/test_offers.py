@@ -1,4 +1,4 @@
-from execplanner.planner.engine import Calendar, PodRequest, Range, Request, Resources, quota_vector
+from execplanner.engine import Calendar, PodRequest, Range, Request, Resources, quota_vector
 
 from .helpers import GI, H, cluster, vec
 
@@ -142,7 +142,7 @@ def test_offers_are_bookable_and_deterministic():
 
 
 def test_cpu_only_work_keeps_off_gpu_nodes_when_an_equal_cpu_node_is_free():
-    from execplanner.planner.engine import Calendar, Range, Request, Resources
+    from execplanner.engine import Calendar, Range, Request, Resources
 
     cal = Calendar()
     # The GPU node sorts first by name; an identical CPU node must still be preferred.

@@ -8,11 +8,11 @@ from itertools import product
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from execplanner.planner.engine import (Calendar, Conflict, PodRequest, Range, Request, Resources, Taint,
+from execplanner.engine import (Calendar, Conflict, PodRequest, Range, Request, Resources, Taint,
                                         Toleration, quota_vector)
-from execplanner.planner.engine import vector
-from execplanner.planner.engine.filters import HARD_EFFECTS, PodFilter
-from execplanner.planner.engine.offers import longest, offers, size_at
+from execplanner.engine import vector
+from execplanner.engine.filters import HARD_EFFECTS, PodFilter
+from execplanner.engine.offers import longest, offers, size_at
 
 from . import reference
 

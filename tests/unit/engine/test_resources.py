@@ -1,7 +1,7 @@
 import pytest
 
-from execplanner.planner.engine.resources import Resources, pod_requests, resources_from_map, total
-from execplanner.planner.engine.units import UnitError
+from execplanner.engine.resources import Resources, pod_requests, resources_from_map, total
+from execplanner.api.units import UnitError
 
 GI = 1 << 30
 

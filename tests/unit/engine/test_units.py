@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from execplanner.planner.engine.units import (
+from execplanner.api.units import (
     UnitError, format_cpu, format_duration, format_instant, format_memory, parse_count, parse_cpu,
     parse_duration, parse_instant, parse_interval, parse_memory, parse_memory_gib,
 )

@@ -1,8 +1,9 @@
 """The manifests the operator creates for a plan (no cluster)."""
-from execplanner.operator import children, labels
-from execplanner.operator.models import PlanSpec
+from execplanner.api import labels
+from execplanner.operator import children
+from execplanner.api.plan import PlanSpec
 from execplanner.operator.settings import Settings
-from execplanner.planner.engine import Resources
+from execplanner.engine import Resources
 
 PLAN = {"apiVersion": "execplanner.io/v1alpha1", "kind": "ExecutionPlan",
         "metadata": {"name": "p" * 70, "namespace": "ns", "uid": "u-1"}}

@@ -6,10 +6,10 @@ import time
 import kopf
 
 from execplanner.operator import booking, handlers, plans  # (importing handlers registers them)
-from execplanner.operator.models import PlanSpec
+from execplanner.api.plan import PlanSpec
 from execplanner.operator.settings import Settings
 from execplanner.operator.state import State
-from execplanner.planner.engine import Resources
+from execplanner.engine import Resources
 
 
 def test_every_registered_handler_runs_on_the_event_loop():

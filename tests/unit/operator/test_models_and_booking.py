@@ -2,8 +2,9 @@
 import pytest
 
 from execplanner.operator import booking
-from execplanner.operator.models import PlanSpec
-from execplanner.planner.engine import Calendar, Conflict, Resources, UnitError, parse_instant
+from execplanner.api.plan import PlanSpec
+from execplanner.engine import Calendar, Conflict, Resources, UnitError, parse_instant
+from execplanner.engine.specs import plan_request
 
 GI = 1 << 30
 T0 = parse_instant("2026-11-24T15:00:00Z", "t")
@@ -27,7 +28,7 @@ def cluster(nodes=2, cpu=8):
 def test_request_reads_quantities_durations_windows_and_defaults_max_to_min():
     s = spec(schedule={"duration": {"min": "10m"}, "start": ["2026-11-24T15:00:00Z/PT1H"]},
              nodeSelector={"zone": "a"})
-    r = s.request()
+    r = plan_request(s)
     assert (r.cpu.min, r.cpu.max, r.memory.min, r.memory.max) == (2000, 4000, 4 * GI, 4 * GI)
     assert (r.duration.min, r.duration.max) == (600, 600)
     assert r.windows == ((T0, T0 + 3600),) and dict(r.node_selector) == {"zone": "a"}
@@ -36,9 +37,9 @@ def test_request_reads_quantities_durations_windows_and_defaults_max_to_min():
 
 def test_bad_units_name_the_field():
     with pytest.raises(UnitError, match=r"spec\.resources\.memory\.min"):
-        spec(resources={"cores": {"min": 1}, "memory": {"min": "4Q"}}).request()
+        plan_request(spec(resources={"cores": {"min": 1}, "memory": {"min": "4Q"}}))
     with pytest.raises(UnitError, match=r"spec\.schedule\.start\[0\]"):
-        spec(schedule={"duration": {"min": "1h"}, "start": ["tomorrow"]}).request()
+        plan_request(spec(schedule={"duration": {"min": "1h"}, "start": ["tomorrow"]}))
 
 
 def test_book_first_books_the_best_offer_and_records_placements():

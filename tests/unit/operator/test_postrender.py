@@ -7,10 +7,12 @@ import sys
 
 import yaml
 
-from execplanner.operator import helmtask, labels, postrender
-from execplanner.operator.models import PlanSpec
-from execplanner.planner.charts import footprint
-from execplanner.planner.engine import Calendar, Resources
+from execplanner.api import labels
+from execplanner.operator import helmtask, postrender
+from execplanner.api.plan import PlanSpec
+from execplanner.cluster.charts import footprint
+from execplanner.engine import Calendar, Resources
+from execplanner.engine.specs import check_units
 
 PLAN = {"apiVersion": "execplanner.io/v1alpha1", "kind": "ExecutionPlan",
         "metadata": {"name": "spread", "namespace": "ns1", "uid": "uid-1"}}
@@ -148,7 +150,7 @@ def test_resources_are_optional_caps_for_charts():
     why = helmtask.over_caps(chart_spec(cores={"min": 20}, memory={"min": "1Gi", "max": "32Gi"}), fp)
     assert why == ("the chart's 3 pod(s) need 30 cores of cpu, over spec.resources.cores (20 cores at most); "
                    "48Gi of memory, over spec.resources.memory (32Gi at most)")
-    chart_spec().check_units()  # no resources: fine for a chart
+    check_units(chart_spec())  # no resources: fine for a chart
 
 
 def test_cluster_shortfall_names_resource_and_amount():

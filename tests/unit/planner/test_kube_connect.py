@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from execplanner.planner import kube
+from execplanner.cluster import kube
 
 
 def test_proxy_variables_are_found_in_either_case():

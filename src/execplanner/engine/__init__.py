@@ -11,7 +11,7 @@ from .offers import Offer, OfferResult, Range, Request, offers
 from .quota import quota_from_resourcequota, quota_vector
 from .reasons import Reason
 from .resources import Resources, pod_requests, resources_from_map
-from .units import (UnitError, format_cpu, format_duration, format_instant, format_memory, parse_count,
+from execplanner.api.units import (UnitError, format_cpu, format_duration, format_instant, format_memory, parse_count,
                     parse_cpu, parse_duration, parse_instant, parse_interval, parse_memory, parse_memory_gib)
 
 __all__ = [

@@ -8,9 +8,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from execplanner.operator.labels import PLAN_UID
+from execplanner.api.labels import PLAN_UID
 
-from .engine import (Calendar, Resources, UnitError, parse_instant, pod_requests, quota_from_resourcequota,
+from execplanner.engine import (Calendar, Resources, UnitError, parse_instant, pod_requests, quota_from_resourcequota,
                      resources_from_map, taint_from_dict)
 
 # Pods in these phases hold nothing: the scheduler no longer counts them either.

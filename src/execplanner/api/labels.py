@@ -1,4 +1,5 @@
-"""The labels and annotations execplanner puts on what it creates: one place for them.
+"""The API group, and the labels and annotations execplanner puts on what it creates: one
+place for them.
 
 Everything the operator creates carries the UID of the plan it belongs to, so that it
 can be found again after a restart and so that the planner can tell our pods from
@@ -6,6 +7,7 @@ anyone else's.
 """
 
 DOMAIN = "execplanner.io"
+GROUP, VERSION = DOMAIN, "v1alpha1"  # the CRDs' API group and version
 PLAN_UID = f"{DOMAIN}/plan-uid"        # label: the owning ExecutionPlan's metadata.uid
 PLAN_NAME = f"{DOMAIN}/plan"           # label: the owning ExecutionPlan's name (for people)
 ROLE = f"{DOMAIN}/role"                # label: "task" (a task's pods; they also hold its capacity)

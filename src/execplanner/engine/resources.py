@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
-from .units import UnitError, parse_count, parse_cpu, parse_memory
+from execplanner.api.units import UnitError, parse_count, parse_cpu, parse_memory
 
 GPU = "nvidia.com/gpu"
 NAMES = ("cpu", "memory", "gpu", "ephemeral", "pods")

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .resources import NAMES, Resources
-from .units import format_cpu, format_instant, format_memory
+from execplanner.api.units import format_cpu, format_instant, format_memory
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from typing import Any
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from .cache import GROUP, VERSION
+from execplanner.api.labels import GROUP, VERSION
 
 PLANS = "executionplans"
 

@@ -22,12 +22,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .calendar import Calendar, NodeState
+from .capacity import Capacity, NodeState
 from .filters import PodFilter, Toleration
 from .fit import (Assignment, PodRequest, candidates, excluded_reasons, filter_failure, filter_reasons, place_set)
 from .reasons import Reason, amount, shortfall_reasons, shortness
 from .resources import NAMES, Resources, total
 from .timeline import INF
+from .vector import node_arrays
 
 Windows = list[tuple[int, int]]
 
@@ -91,7 +92,7 @@ class Offer:
 
     @property
     def placements(self) -> list[tuple[str, Resources]]:
-        """(node, vector) pairs, as Calendar.book takes them."""
+        """(node, vector) pairs, as Capacity.book takes them."""
         return [(a.node, a.requests) for a in self.assignments]
 
     def dominates(self, other: Offer) -> bool:
@@ -132,7 +133,7 @@ def clip(windows: Sequence[tuple[int, int]], after: int) -> Windows:
 
 # -- searches (single pod) ---------------------------------------------------------------------
 
-def _earliest_on_nodes(cal: Calendar, need: Resources, flt: PodFilter, duration: int, windows: Windows) -> int | None:
+def _earliest_on_nodes(cal: Capacity, need: Resources, flt: PodFilter, duration: int, windows: Windows) -> int | None:
     """The earliest start in `windows` at which some node holds `need` for `duration`.
     Largest nodes first (likely earliest), and each node only looks before the best so far."""
     if not windows:
@@ -162,7 +163,7 @@ def _earliest_on_nodes(cal: Calendar, need: Resources, flt: PodFilter, duration:
     return best if best < INF else None
 
 
-def earliest(cal: Calendar, need: Resources, flt: PodFilter, duration: int, windows: Windows,
+def earliest(cal: Capacity, need: Resources, flt: PodFilter, duration: int, windows: Windows,
              namespace: str | None) -> int | None:
     """The earliest start where a node and the namespace's quota both hold `need` for `duration`.
     Alternates between the two constraints; each step only moves forward to a feasible time of
@@ -181,7 +182,7 @@ def earliest(cal: Calendar, need: Resources, flt: PodFilter, duration: int, wind
     return None
 
 
-def _quota_room(cal: Calendar, namespace: str | None, start: int, end: int) -> Resources | None:
+def _quota_room(cal: Capacity, namespace: str | None, start: int, end: int) -> Resources | None:
     quota = cal.quota_of(namespace)
     if quota is None:
         return None
@@ -189,7 +190,7 @@ def _quota_room(cal: Calendar, namespace: str | None, start: int, end: int) -> R
     return Resources(*(q - u for q, u in zip(quota, used)))
 
 
-def size_at(cal: Calendar, low: Resources, high: Resources, flt: PodFilter, start: int, duration: int,
+def size_at(cal: Capacity, low: Resources, high: Resources, flt: PodFilter, start: int, duration: int,
             namespace: str | None) -> Resources | None:
     """The biggest size between `low` and `high` (most cores, then memory, then GPUs) that some
     node and the quota hold over [start, start + duration)."""
@@ -199,7 +200,7 @@ def size_at(cal: Calendar, low: Resources, high: Resources, flt: PodFilter, star
         high = high.minimum(room)
         if not low.fits(high):
             return None
-    arrays = cal.arrays()  # many nodes may have to be looked at: in numpy, not a Python loop
+    arrays = node_arrays(cal)  # many nodes may have to be looked at: in numpy, not a Python loop
     low_col = np.asarray(low, np.int64)[:, None]
     best: tuple[int, ...] | None = None
     for lo, hi in arrays.spans(descending=True):
@@ -221,7 +222,7 @@ def size_at(cal: Calendar, low: Resources, high: Resources, flt: PodFilter, star
     return None if best is None else Resources(best[0], best[1], best[2], low[3], low[4])
 
 
-def longest(cal: Calendar, size: Resources, flt: PodFilter, start: int, min_duration: int, max_duration: int,
+def longest(cal: Capacity, size: Resources, flt: PodFilter, start: int, min_duration: int, max_duration: int,
             namespace: str | None) -> tuple[int, NodeState] | None:
     """The longest run (its duration, up to max_duration) from `start` for `size`, and the tightest
     node giving it."""
@@ -232,7 +233,7 @@ def longest(cal: Calendar, size: Resources, flt: PodFilter, start: int, min_dura
     # The longest run wins; among nodes that tie, the best fit (fit.best_fit_key: fewest spare
     # GPUs, then cores, memory, name). Once some node gives the full run, only a bounded sample
     # of the candidates after it is scored, as in fit.place_one.
-    arrays = cal.arrays()
+    arrays = node_arrays(cal)
     scored_pos, scored_ends = [], []
     seen, cutoff = 0, None  # candidates so far; how many of them may be scored
     for lo, hi in arrays.spans():  # tightest first, as fit.candidates
@@ -261,7 +262,7 @@ def longest(cal: Calendar, size: Resources, flt: PodFilter, start: int, min_dura
 
 # -- offers -----------------------------------------------------------------------------------
 
-def offers(cal: Calendar, request: Request, now: int, count: int = 3, namespace: str | None = None) -> OfferResult:
+def offers(cal: Capacity, request: Request, now: int, count: int = 3, namespace: str | None = None) -> OfferResult:
     """Up to `count` offers for `request`, or the reasons there is none."""
     if request.duration.min <= 0:
         return OfferResult([], [Reason("window", "the minimum duration must be positive")])
@@ -294,7 +295,7 @@ def _pick(first: Offer, alternatives: list[Offer], count: int, windows: Windows 
     return chosen[:count]
 
 
-def _flexible_offers(cal: Calendar, request: Request, windows: Windows, count: int, namespace: str | None) -> OfferResult:
+def _flexible_offers(cal: Capacity, request: Request, windows: Windows, count: int, namespace: str | None) -> OfferResult:
     low = Resources(request.cpu.min, request.memory.min, request.gpu.min, request.ephemeral, 1)
     high = Resources(request.cpu.max, request.memory.max, request.gpu.max, request.ephemeral, 1)
     dmin, dmax = request.duration.min, request.duration.max
@@ -338,7 +339,7 @@ def _flexible_offers(cal: Calendar, request: Request, windows: Windows, count: i
     return OfferResult(_pick(first, alternatives + per_window, count, windows), [])
 
 
-def no_offer_reasons(cal: Calendar, need: Resources, flt: PodFilter, duration: int, windows: Windows,
+def no_offer_reasons(cal: Capacity, need: Resources, flt: PodFilter, duration: int, windows: Windows,
                      namespace: str | None, prefix: str = "") -> list[Reason]:
     """Why `need` never fits for `duration` inside the windows."""
     blocked = filter_reasons(cal, flt, prefix)
@@ -379,7 +380,7 @@ def no_offer_reasons(cal: Calendar, need: Resources, flt: PodFilter, duration: i
 
 # -- fixed pod sets (charts) --------------------------------------------------------------------
 
-def _pod_set_offers(cal: Calendar, request: Request, windows: Windows, count: int, namespace: str | None) -> OfferResult:
+def _pod_set_offers(cal: Capacity, request: Request, windows: Windows, count: int, namespace: str | None) -> OfferResult:
     pods = tuple(request.pods or ())
     dmin, dmax = request.duration.min, request.duration.max
     if not pods:
@@ -394,7 +395,7 @@ def _pod_set_offers(cal: Calendar, request: Request, windows: Windows, count: in
     return OfferResult(_pick(first, alternatives, count), [])
 
 
-def _pod_set_earliest(cal: Calendar, pods: tuple[PodRequest, ...], dmin: int, dmax: int, windows: Windows,
+def _pod_set_earliest(cal: Capacity, pods: tuple[PodRequest, ...], dmin: int, dmax: int, windows: Windows,
                       namespace: str | None) -> Offer | list[Reason]:
     """The earliest start where the set fits for dmin (placed as `fit` places it), run as long as
     the same placement holds (up to dmax). Candidate starts: window openings and breakpoints;
@@ -431,7 +432,7 @@ def _pod_set_earliest(cal: Calendar, pods: tuple[PodRequest, ...], dmin: int, dm
                                "(each pod fits alone; sets are placed greedily beyond 8 pods)")]
 
 
-def _pod_set_run_end(cal: Calendar, assignments: Sequence[Assignment], start: int, until: int,
+def _pod_set_run_end(cal: Capacity, assignments: Sequence[Assignment], start: int, until: int,
                      namespace: str | None, need_total: Resources) -> int:
     per_node: dict[str, Resources] = {}
     for a in assignments:
@@ -446,7 +447,7 @@ def _pod_set_run_end(cal: Calendar, assignments: Sequence[Assignment], start: in
     return end
 
 
-def _all_breakpoints(cal: Calendar, windows: Windows, namespace: str | None) -> list[int]:
+def _all_breakpoints(cal: Capacity, windows: Windows, namespace: str | None) -> list[int]:
     lo, hi = windows[0][0], windows[-1][1]
     points: set[int] = {w[0] for w in windows}
     timelines = [n.timeline for n in cal.by_cpu]

@@ -3,7 +3,7 @@
 Filtering (selector, taints, readiness, capacity over the whole interval) is exact. Scoring
 follows kube-scheduler's idea of scoring a bounded sample of feasible nodes
 (percentageOfNodesToScore): nodes are visited tightest-first (by free capacity outside
-bookings) and the best fit among the first `Calendar.score_sample` feasible ones wins, so the
+bookings) and the best fit among the first `Capacity.score_sample` feasible ones wins, so the
 cost does not grow with the cluster. A single pod is placed whenever any node can hold it.
 A pod set is placed by first-fit-decreasing with best-fit node choice; if that fails on a small
 instance (<= 8 pods, <= 12 usable nodes) an exact backtracking search with a step budget
@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from .calendar import Calendar, NodeState
+from .capacity import Capacity, NodeState
 from .filters import PodFilter, Toleration, selector_matches, untolerated
 from .reasons import Reason, shortfall_reasons, shortness
 from .resources import ZERO, Resources, total
@@ -51,7 +51,7 @@ class Placement:
 
     @property
     def placements(self) -> list[tuple[str, Resources]]:
-        """(node, vector) pairs, as Calendar.book takes them."""
+        """(node, vector) pairs, as Capacity.book takes them."""
         return [(a.node, a.requests) for a in self.assignments]
 
     def __bool__(self) -> bool:
@@ -87,7 +87,7 @@ def filter_failure(node: NodeState, flt: PodFilter) -> str | None:
     return None
 
 
-def candidates(cal: Calendar, need: Resources, flt: PodFilter, descending: bool = False) -> Iterator[NodeState]:
+def candidates(cal: Capacity, need: Resources, flt: PodFilter, descending: bool = False) -> Iterator[NodeState]:
     """Schedulable nodes passing the filters whose free capacity outside bookings holds `need`,
     tightest first (or largest first). Nodes with too little CPU are skipped by bisection."""
     index = cal.gpu_by_cpu if need[2] > 0 else cal.by_cpu
@@ -110,7 +110,7 @@ def best_fit_key(left: Resources, name: str) -> tuple[int, int, int, str]:
     return (left[2], left[0], left[1], name)
 
 
-def place_one(cal: Calendar, need: Resources, flt: PodFilter, start: int, end: int,
+def place_one(cal: Capacity, need: Resources, flt: PodFilter, start: int, end: int,
               taken: Mapping[str, Resources] | None = None) -> NodeState | None:
     """The best-fit node among the first `score_sample` feasible ones; None if no node can hold it."""
     best: tuple | None = None
@@ -135,7 +135,7 @@ def place_one(cal: Calendar, need: Resources, flt: PodFilter, start: int, end: i
 
 # -- fit --------------------------------------------------------------------------------------
 
-def fit(cal: Calendar, pods: Sequence[PodRequest], start: int, end: int, namespace: str | None = None) -> Placement | NoFit:
+def fit(cal: Capacity, pods: Sequence[PodRequest], start: int, end: int, namespace: str | None = None) -> Placement | NoFit:
     """Place `pods` for the whole of [start, end), within the namespace's quota."""
     if end <= start:
         return NoFit((Reason("window", "the interval is empty (end <= start)"),))
@@ -158,7 +158,7 @@ def _ffd_order(pods: Sequence[PodRequest]) -> list[PodRequest]:
     return sorted(pods, key=lambda p: (-p.requests[2], -p.requests[0], -p.requests[1], p.name))
 
 
-def place_set(cal: Calendar, pods: Sequence[PodRequest], start: int, end: int) -> Placement | NoFit:
+def place_set(cal: Capacity, pods: Sequence[PodRequest], start: int, end: int) -> Placement | NoFit:
     order = _ffd_order(pods)
     taken: dict[str, Resources] = {}
     chosen: list[Assignment] = []
@@ -174,7 +174,7 @@ def place_set(cal: Calendar, pods: Sequence[PodRequest], start: int, end: int) -
     return Placement(start, end, tuple(chosen))
 
 
-def _exact(cal: Calendar, order: list[PodRequest], start: int, end: int) -> Placement | None:
+def _exact(cal: Capacity, order: list[PodRequest], start: int, end: int) -> Placement | None:
     """Backtracking over small instances; None if none found (or too big / over budget)."""
     if len(order) > EXACT_MAX_PODS:
         return None
@@ -231,7 +231,7 @@ def candidates_ok(node: NodeState, flt: PodFilter) -> bool:
 
 # -- reasons ----------------------------------------------------------------------------------
 
-def filter_reasons(cal: Calendar, flt: PodFilter, prefix: str = "") -> list[Reason]:
+def filter_reasons(cal: Capacity, flt: PodFilter, prefix: str = "") -> list[Reason]:
     """Why no node passes the filters (counts per filter), or [] if some node does."""
     if not cal.nodes:
         return [Reason("nodes", f"{prefix}the cluster has no nodes")]
@@ -255,7 +255,7 @@ def filter_reasons(cal: Calendar, flt: PodFilter, prefix: str = "") -> list[Reas
     return [Reason("filter", f"{prefix}no node passes the filters: " + ", ".join(parts))]
 
 
-def pod_reasons(cal: Calendar, need: Resources, flt: PodFilter, start: int, end: int,
+def pod_reasons(cal: Capacity, need: Resources, flt: PodFilter, start: int, end: int,
                 taken: Mapping[str, Resources] | None = None, prefix: str = "") -> list[Reason]:
     """Why one pod does not fit over [start, end): filters, or the shortfall on the closest node."""
     blocked = filter_reasons(cal, flt, prefix)
@@ -274,7 +274,7 @@ def pod_reasons(cal: Calendar, need: Resources, flt: PodFilter, start: int, end:
         cal, need, flt, lambda node: node.free_over(start, end) - (taken or {}).get(node.name, ZERO), prefix)
 
 
-def excluded_reasons(cal: Calendar, need: Resources, flt: PodFilter, free_of: Callable[[NodeState], Resources],
+def excluded_reasons(cal: Capacity, need: Resources, flt: PodFilter, free_of: Callable[[NodeState], Resources],
                      prefix: str = "") -> list[Reason]:
     """Nodes that would have room but a filter keeps out: often the actionable part."""
     excluded = []
@@ -289,7 +289,7 @@ def excluded_reasons(cal: Calendar, need: Resources, flt: PodFilter, free_of: Ca
     return [Reason("filter", f"{prefix}nodes with room are excluded by filters: {', '.join(excluded[:3])}{more}")]
 
 
-def _set_reasons(cal: Calendar, order: list[PodRequest], failed: PodRequest, taken: Mapping[str, Resources],
+def _set_reasons(cal: Capacity, order: list[PodRequest], failed: PodRequest, taken: Mapping[str, Resources],
                  start: int, end: int) -> list[Reason]:
     alone = pod_reasons(cal, failed.requests, failed.filter, start, end, prefix=f"pod {failed.name}: ")
     if alone and alone[0].kind != "capacity":

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .engine import Calendar, Resources, format_cpu, format_memory, parse_cpu, parse_instant, parse_memory
+from execplanner.engine import Calendar, Resources, format_cpu, format_memory, parse_cpu, parse_instant, parse_memory
 
 HOLDING_PHASES = ("Booked", "Starting", "Running")
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from .resources import GPU, Resources
 from .timeline import INF
-from .units import parse_count, parse_cpu, parse_memory
+from execplanner.api.units import parse_count, parse_cpu, parse_memory
 
 UNLIMITED = INF  # a limit no sum of bookings reaches
 

@@ -57,11 +57,13 @@ import yaml
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from execplanner.api.plan import Executable
+
 from .allowlist import is_url
-from .engine import (PodRequest, Resources, UnitError, format_cpu, format_memory, parse_count, parse_cpu,
+from execplanner.engine import (PodRequest, Resources, UnitError, format_cpu, format_memory, parse_count, parse_cpu,
                      parse_memory, pod_requests, toleration_from_dict)
-from .engine.filters import Taint, selector_matches, taint_from_dict, untolerated
-from .engine.resources import ZERO, total
+from execplanner.engine.filters import Taint, selector_matches, taint_from_dict, untolerated
+from execplanner.engine.resources import ZERO, total
 
 HOSTNAME = "kubernetes.io/hostname"
 RELEASE_MAX = 53  # helm's limit for release names
@@ -141,6 +143,11 @@ class ChartRef:
     def __str__(self) -> str:
         where = f" from {self.repository}" if self.kind == "repository" else ""
         return f"{self.reference}{where}" + (f" (version {self.version})" if self.version else "")
+
+
+def chart_ref(executable: Executable) -> ChartRef:
+    """The chart a plan's executable names."""
+    return ChartRef(executable.chart or "", executable.repository or None, executable.version or None)
 
 
 def release_name(plan_name: str, plan_uid: str) -> str:

@@ -1,4 +1,5 @@
-"""The capacity calendar: nodes, the pods on them, bookings over time, and per-namespace quota.
+"""The calendar's data: nodes, the pods on them, bookings over time, and per-namespace quota.
+fit.py and offers.py search it; calendar.Calendar puts the searches beside it.
 
 Invariant (kept by every call, verified from scratch by `check_invariant`): on every node, at
 every instant at which something is booked there, base pod requests + bookings <= allocatable;
@@ -15,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from typing import TYPE_CHECKING, NamedTuple
+from typing import Any, NamedTuple
 
 from sortedcontainers import SortedKeyList, SortedList
 
@@ -24,11 +25,6 @@ from .quota import UNLIMITED
 from .reasons import Reason, amount, quota_reason, span
 from .resources import NAMES, ZERO, Resources, total
 from .timeline import Timeline
-
-if TYPE_CHECKING:
-    from .fit import NoFit, Placement, PodRequest
-    from .offers import OfferResult, Request
-    from .vector import NodeArrays
 
 DAY = 86400
 
@@ -131,7 +127,7 @@ def _node_key(node: NodeState) -> tuple[int, str]:
     return (node.free[0], node.name)
 
 
-class Calendar:
+class Capacity:
     """The cluster state the planner reasons over. Not thread-safe: one writer at a time."""
 
     def __init__(self, horizon: int = 7 * DAY, score_sample: int = 50) -> None:
@@ -152,44 +148,9 @@ class Calendar:
         self._holds: SortedList = SortedList()  # (expires, id)
         self._seq = 0
         self._log: list[Revocation] = []
-        self._arrays: NodeArrays | None = None  # by_cpu as arrays; None whenever anything changed
-        # Answers given since the last change, for the current second (see offers()).
-        self._answers: dict[tuple, OfferResult] = {}
-        self._answers_at = -1
-        self.offers_reused = self.offers_searched = 0
-
-    # -- queries (delegated to fit.py / offers.py) -----------------------------------------
-
-    def fit(self, pods: Sequence[PodRequest], start: int, end: int, namespace: str | None = None) -> Placement | NoFit:
-        from .fit import fit
-        return fit(self, pods, start, end, namespace)
-
-    def offers(self, request: Request, now: int, count: int = 3, namespace: str | None = None) -> OfferResult:
-        """offers.offers. The answer is a function of the calendar, the question and the second
-        asked in, so an identical question in the same second, with nothing changed since, gets
-        the same (shared: not to be modified) answer without the search; a service asked for
-        the same few sizes by many clients saves most of its searching."""
-        from .offers import offers, question_key
-        if now != self._answers_at:
-            self._answers.clear()
-            self._answers_at = now
-        key = (question_key(request), count, namespace, self.horizon, self.score_sample)
-        result = self._answers.get(key)
-        if result is None:
-            self.offers_searched += 1
-            result = offers(self, request, now, count, namespace)
-            if len(self._answers) < 4096:
-                self._answers[key] = result
-        else:
-            self.offers_reused += 1
-        return result
-
-    def arrays(self) -> NodeArrays:
-        """The schedulable nodes' calendars as arrays (vector.py), rebuilt after any change."""
-        if self._arrays is None:
-            from .vector import NodeArrays  # vector imports fit, which imports this module
-            self._arrays = NodeArrays(self.by_cpu)
-        return self._arrays
+        # What searches derived from this state (vector.node_arrays, Calendar.offers' answers),
+        # kept until anything changes.
+        self.derived: dict[str, Any] = {}
 
     def quota_of(self, namespace: str | None) -> Resources | None:
         """The namespace's quota (the "free" its timeline is checked against); None if unlimited."""
@@ -301,8 +262,7 @@ class Calendar:
     def _changed(self) -> None:
         """The one place saying that something an answer reads has changed: what was derived
         from the old state is dropped."""
-        self._arrays = None
-        self._answers.clear()
+        self.derived.clear()
 
     def _unindex(self, node: NodeState) -> None:
         self._changed()

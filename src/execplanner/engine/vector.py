@@ -6,28 +6,24 @@ every node is partly booked, so most must be looked at. A Python loop costs abou
 microsecond per node; numpy does the same work in C over arrays built once per calendar
 change, a range of nodes at a time (`spans`) so that the searches still stop where they can.
 
-Layout: the schedulable nodes in `Calendar.by_cpu` order (position p); node p's timeline
+Layout: the schedulable nodes in `Capacity.by_cpu` order (position p); node p's timeline
 occupies [seg_start[p], seg_end[p]) of `times` and `slack` (one row per resource: the
 node's free capacity minus the segment's usage), and `keys` = p * SPAN + time sorts the
 whole thing, so one searchsorted finds every node's segment at an instant. The arrays are
 a read-only copy: the calendar drops them whenever a node, a pod or a booking changes
-(Calendar.arrays). offers.size_at / offers.longest say what is searched; this module only
+(node_arrays). offers.size_at / offers.longest say what is searched; this module only
 computes it, and tests/unit/engine/reference.py holds the plain loops it must agree with.
 """
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .capacity import Capacity, NodeState
 from .filters import PodFilter
 from .fit import filter_failure
-from .timeline import RESOURCES
-
-if TYPE_CHECKING:
-    from .calendar import NodeState
-    from .timeline import Timeline
+from .timeline import RESOURCES, Timeline
 
 FIRST_SPAN = 64  # nodes in the first range a search looks at (see NodeArrays.spans)
 SPAN = 1 << 35  # seconds per node in `keys` (beyond the year 3000); nodes up to 2**18
@@ -159,3 +155,11 @@ class NodeArrays:
                 self._too_full.clear()
             self._too_full[key] = hits
         return hits
+
+
+def node_arrays(cap: Capacity) -> NodeArrays:
+    """The schedulable nodes' calendars as arrays, built at most once between changes."""
+    arrays = cap.derived.get("arrays")
+    if arrays is None:
+        arrays = cap.derived["arrays"] = NodeArrays(cap.by_cpu)
+    return arrays

@@ -1,0 +1,48 @@
+"""An ExecutionPlan's spec read as an engine Request: the one translation, shared by the
+operator (booking) and the planner (checking what it is about to create)."""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from execplanner.api.plan import MinMax, PlanSpec
+from execplanner.api.units import (UnitError, parse_count, parse_cpu, parse_duration, parse_interval,
+                                   parse_memory)
+
+from .filters import toleration_from_dict
+from .fit import PodRequest
+from .offers import Range, Request
+
+
+def plan_request(spec: PlanSpec, extra_tolerations: Sequence[Mapping[str, Any]] = (),
+                 pods: Sequence[PodRequest] | None = None) -> Request:
+    """The engine's view of a plan: a flexible single pod from spec.resources, or, for a chart,
+    the fixed pod set `pods` (its footprint). Raises UnitError naming the field."""
+    duration = _range(spec.schedule.duration, parse_duration, "spec.schedule.duration")
+    windows = tuple(parse_interval(w, f"spec.schedule.start[{i}]") for i, w in enumerate(spec.schedule.start))
+    tolerations = tuple(toleration_from_dict(t) for t in [*spec.tolerations, *extra_tolerations])
+    r = spec.resources
+    if r is None and pods is None:
+        raise UnitError("spec.resources", "is required unless executable.type is a Helm chart")
+    if r is not None:  # units checked for charts too (there they are caps)
+        cpu = _range(r.cores, parse_cpu, "spec.resources.cores")
+        memory = _range(r.memory, parse_memory, "spec.resources.memory")
+        gpu = _range(r.gpus or MinMax(min=0), parse_count, "spec.resources.gpus")
+    if pods is not None:
+        return Request(duration=duration, windows=windows or None, node_selector=dict(spec.node_selector),
+                       tolerations=tolerations, pods=tuple(pods))
+    return Request(cpu=cpu, memory=memory, gpu=gpu, duration=duration, windows=windows or None,
+                   node_selector=dict(spec.node_selector), tolerations=tolerations)
+
+
+def check_units(spec: PlanSpec) -> None:
+    """Raises UnitError naming the field when a quantity, duration or window cannot be read."""
+    plan_request(spec, pods=() if spec.executable.is_helm else None)
+
+
+def _range(value: MinMax, parse: Callable[[Any, str], int], field: str) -> Range:
+    low = parse(value.min, f"{field}.min")
+    high = low if value.max is None else parse(value.max, f"{field}.max")
+    if high < low:
+        raise UnitError(f"{field}.max", f"must not be less than {field}.min")
+    return Range(low, high)
