@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 # The venv is rebuilt when the project's dependencies change.
 VENV_STAMP := $(VENV)/.installed-$(shell cat pyproject.toml setup.py | sha1sum | cut -c1-12)
 
-.PHONY: help venv build cluster cluster-down cluster-purge kubeconfig demo test test-unit \
+.PHONY: help venv crds build cluster cluster-down cluster-purge kubeconfig demo test test-unit \
         test-integration bench-engine bench-operator bench-booking bench-floor bench-planner bench-start operator planner token
 .PHONY: image chart-lint
 
@@ -44,6 +44,9 @@ demo: venv cluster ## run the main job end to end
 test: venv ## unit tests, then integration tests against the local control plane
 	@cluster/up.sh || { echo "make test: the local control plane could not be started (see above); integration tests cannot run" >&2; exit 1; }
 	$(PY) -m pytest tests/unit tests/integration
+
+crds: venv ## generate crds/ (the Helm chart links to it) from the API's models in src/execplanner/api
+	$(PY) -m execplanner.api.crds --out crds
 
 test-unit: venv ## unit tests only (no cluster)
 	$(PY) -m pytest tests/unit

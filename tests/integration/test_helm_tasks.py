@@ -15,7 +15,7 @@ import time
 import pytest
 from kubernetes import client
 
-from execplanner.planner.charts import release_name
+from execplanner.cluster.charts import release_name
 
 from .conftest import wait_until
 

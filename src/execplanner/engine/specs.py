@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from execplanner.api.plan import MinMax, PlanSpec
+from execplanner.api.plan import PlanSpec
 from execplanner.api.units import (UnitError, parse_count, parse_cpu, parse_duration, parse_interval,
                                    parse_memory)
 
@@ -27,7 +27,7 @@ def plan_request(spec: PlanSpec, extra_tolerations: Sequence[Mapping[str, Any]] 
     if r is not None:  # units checked for charts too (there they are caps)
         cpu = _range(r.cores, parse_cpu, "spec.resources.cores")
         memory = _range(r.memory, parse_memory, "spec.resources.memory")
-        gpu = _range(r.gpus or MinMax(min=0), parse_count, "spec.resources.gpus")
+        gpu = _range(r.gpus, parse_count, "spec.resources.gpus") if r.gpus else Range(0, 0)
     if pods is not None:
         return Request(duration=duration, windows=windows or None, node_selector=dict(spec.node_selector),
                        tolerations=tolerations, pods=tuple(pods))
@@ -40,7 +40,7 @@ def check_units(spec: PlanSpec) -> None:
     plan_request(spec, pods=() if spec.executable.is_helm else None)
 
 
-def _range(value: MinMax, parse: Callable[[Any, str], int], field: str) -> Range:
+def _range(value: Any, parse: Callable[[Any, str], int], field: str) -> Range:
     low = parse(value.min, f"{field}.min")
     high = low if value.max is None else parse(value.max, f"{field}.max")
     if high < low:
