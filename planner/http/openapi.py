@@ -1,18 +1,19 @@
-"""The service's OpenAPI 3.1 document, served at /openapi.json. The tests run schemathesis
-against it: no 5xx, and no answer that contradicts it."""
+"""The service's OpenAPI 3.1 document, served at /openapi.json: the paths here, the bodies
+generated from the API's wire models (execplanner.api.ivoa). The tests run schemathesis against
+it: no 5xx, and no answer that contradicts it."""
 from __future__ import annotations
 
 from typing import Any
 
 from aiohttp import web
+from pydantic.json_schema import models_json_schema
 
-from .. import tasks
+from execplanner.api import ivoa
+
 from .uws import PHASES
 
 routes = web.RouteTableDef()
 STR = {"type": "string"}
-NUM_OR_STR = {"type": ["string", "number"]}
-MINMAX = {"type": "object", "properties": {"min": NUM_OR_STR, "max": NUM_OR_STR, "minimal": {"type": "boolean"}}}
 ERROR = {"description": "An error; `error` says what is wrong and `field` where.",
          "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 SEE_OTHER = {"description": "See the created or changed resource (Location).",
@@ -59,64 +60,14 @@ def _form(name: str, schema: dict) -> dict[str, Any]:
                                                              "required": [name]}}}
 
 
-SCHEMAS: dict[str, Any] = {
-    "Error": {"type": "object", "required": ["error", "status"],
-              "properties": {"error": STR, "status": {"type": "integer"}, "field": STR}},
-    "AcceptsRequest": {"type": "object", "required": ["tasktype"], "properties": {
-        "tasktype": {"type": "string", "enum": sorted(tasks.NOTE_TYPES)},
-        "taskinfo": {"type": "object", "properties": {"image": STR, "chart": STR, "repository": STR,
-                                                      "version": STR, "values": {"type": "object"}}},
-        "resources": {"type": "object", "properties": {k: NUM_OR_STR for k in (
-            "mincores", "maxcores", "minmemory", "maxmemory", "minduration", "maxduration", "minstartup",
-            "maxstartup")}}}},
-    "AcceptsResponse": {"type": "object", "required": ["responseword", "reponseword"], "properties": {
-        "responseword": {"type": "string", "enum": ["YES", "NO"]},
-        "reponseword": {"type": "string", "enum": ["YES", "NO"]},
-        "tasktype": STR, "servicetype": STR,
-        "serviceinfo": {"type": "object", "properties": {"endpoint": STR}},
-        "resources": {"type": "object", "additionalProperties": STR},
-        "start": {"type": ["string", "null"]}, "nodes": {"type": "array", "items": STR},
-        "reponseinfo": {"$ref": "#/components/schemas/ResponseInfo"},
-        "responseinfo": {"$ref": "#/components/schemas/ResponseInfo"}}},
-    "ResponseInfo": {"type": "object", "properties": {"reasons": {"type": "array", "items": {
-        "type": "object", "properties": {"httpcode": {"type": "integer"}, "text": STR}}}}},
-    "OfferSetRequest": {"type": "object", "required": ["executable"], "properties": {
-        "name": STR,
-        "executable": {"type": "object", "required": ["type", "image"], "properties": {
-            "type": {"type": "string", "enum": [tasks.EB_DOCKER]},
-            "image": {"type": ["string", "object"]}, "privileged": {"type": "boolean"},
-            "entrypoint": {"type": ["string", "array"], "items": STR},
-            "environment": {"type": "object", "additionalProperties": STR}}},
-        "resources": {"type": "object", "properties": {"compute": {"type": "array", "maxItems": 1, "items": {
-            "type": "object", "properties": {"type": STR, "cores": {"type": "object", "properties": {"requested": MINMAX}},
-                                             "memory": {"type": "object", "properties": {"requested": MINMAX}}}}}}},
-        "schedule": {"type": "object", "properties": {"requested": {"type": "object", "properties": {
-            "duration": {"type": ["string", "object"]}, "start": {"type": "array", "items": STR}}}}},
-        "offers": {"type": "integer", "minimum": 1, "maximum": 20}}},
-    "Session": {"type": "object", "required": ["uuid", "href", "state", "offerset"], "properties": {
-        "uuid": STR, "href": STR, "name": STR, "created": {"type": ["string", "null"]},
-        "expires": {"type": ["string", "null"]},
-        "messages": {"type": "array", "items": STR},
-        "offerset": {"type": "object", "properties": {"uuid": STR, "href": STR}},
-        "state": {"type": "string", "enum": ["PROPOSED", "OFFERED", "ACCEPTED", "REJECTED", "EXPIRED", "WAITING",
-                                            "PREPARING", "READY", "RUNNING", "RELEASING", "COMPLETED", "FAILED",
-                                            "CANCELLED"]},
-        "executable": {}, "resources": {"type": "object"}, "schedule": {"type": "object"},
-        "options": {"type": "array", "items": {"type": "object"}}, "taskRun": STR, "log": STR}},
-    "OfferSet": {"type": "object", "required": ["uuid", "href", "result", "offers"], "properties": {
-        "uuid": STR, "href": STR, "name": STR, "created": {"type": ["string", "null"]},
-        "expires": {"type": ["string", "null"]}, "result": {"type": "string", "enum": ["YES", "NO", "PENDING"]},
-        "messages": {"type": "array", "items": STR},
-        "offers": {"type": "array", "items": {"$ref": "#/components/schemas/Session"}}}},
-    "UpdateRequest": {"type": "object", "required": ["update"], "properties": {"update": {
-        "type": "object", "required": ["path", "value"], "properties": {
-            "type": {"type": "string", "enum": ["uri:enum-value-update"]}, "path": {"type": "string", "enum": ["state"]},
-            "value": {"type": "string", "enum": ["ACCEPTED", "REJECTED", "CANCELLED"]}}}}},
-    "Calendar": {"type": "object", "required": ["now", "nodes"], "properties": {
-        "now": STR, "from": STR, "to": STR, "nodes": {"type": "array", "items": {"type": "object", "properties": {
-            "name": STR, "ready": {"type": "boolean"}, "allocatable": {"type": "object"}, "used": {"type": "object"},
-            "bookings": {"type": "array", "items": {"type": "object"}}}}}}},
-}
+def _schemas() -> dict[str, Any]:
+    """The request and answer bodies, from the API's wire models (execplanner.api.ivoa)."""
+    _, top = models_json_schema([(m, "validation") for m in ivoa.DOCUMENTED],
+                                ref_template="#/components/schemas/{model}")
+    return top["$defs"]
+
+
+SCHEMAS: dict[str, Any] = _schemas()
 
 
 def document() -> dict[str, Any]:
@@ -132,16 +83,15 @@ def document() -> dict[str, Any]:
                         body=j("AcceptsRequest"), secure=False)},
         "/offersets": {
             "get": _op("The caller's offer sets", {"200": {"description": "offer sets", "content": {
-                "application/json": {"schema": {"type": "object", "properties": {
-                    "offersets": {"type": "array", "items": {"$ref": "#/components/schemas/OfferSet"}}}}}}}}),
+                "application/json": {"schema": {"$ref": "#/components/schemas/OfferSets"}}}}}),
             "post": _op("Ask for offers (ExecutionBroker); each holds capacity until it expires",
                         {"303": SEE_OTHER}, body=j("OfferSetRequest"))},
         "/offersets/{uuid}": {"get": _op("An offer set", {"200": {"description": "the offer set",
                                                                   "content": j("OfferSet")}},
                                          params=[_path_param("uuid", "uuid")])},
         "/sessions": {"get": _op("The caller's sessions (offers and the runs they became)", {"200": {
-            "description": "sessions", "content": {"application/json": {"schema": {"type": "object", "properties": {
-                "sessions": {"type": "array", "items": {"$ref": "#/components/schemas/Session"}}}}}}}})},
+            "description": "sessions", "content": {"application/json": {"schema": {
+                "$ref": "#/components/schemas/Sessions"}}}}})},
         "/sessions/{uuid}": {
             "get": _op("A session", {"200": {"description": "the session", "content": j("Session")}},
                        params=[_path_param("uuid", "uuid")]),
