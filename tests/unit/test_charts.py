@@ -244,7 +244,7 @@ def _helm() -> str:
     except Exception:  # noqa: BLE001
         path = ""
     if not os.path.exists(path):
-        pytest.skip("helm is not built yet (make build); the integration tests render through it too")
+        pytest.fail("helm is not built (run `make build`, or `make test`, which builds it): charts render through it")
     return path
 
 
