@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 VENV_STAMP := $(VENV)/.installed-$(shell cat pyproject.toml setup.py | sha1sum | cut -c1-12)
 
 .PHONY: help venv crds build cluster cluster-down cluster-purge kubeconfig demo test test-unit \
-        test-integration bench-engine bench-operator bench-booking bench-floor bench-planner bench-start operator planner token
+        test-integration bench-engine bench-operator bench-booking bench-floor bench-planner bench-start bench-peers operator planner token
 .PHONY: image chart-lint
 
 help: ## list the targets
@@ -69,6 +69,11 @@ bench-floor: venv cluster ## the control plane alone (no operator): 500 Jobs at 
 bench-start: venv cluster ## start-on-time bench (plans vs bare Jobs, API writes, operator CPU, idle plans), JSON lines; purges and restarts the cluster first unless BENCH_REUSE_CLUSTER=1
 	@if [ "$(BENCH_REUSE_CLUSTER)" != 1 ]; then cluster/down.sh --purge && cluster/up.sh; fi
 	$(PY) bench/start_bench.py
+
+PEER ?= kueue
+bench-peers: venv ## side by side with a peer on the same work: PEER=kueue or PEER=slurm (builds or installs the peer; its own cluster)
+	@case "$(PEER)" in kueue|slurm) ;; *) echo "make bench-peers: PEER must be kueue or slurm, not '$(PEER)'" >&2; exit 2;; esac
+	$(PY) bench/peers_$(PEER).py
 
 IMAGE ?= execplanner:dev
 image: ## build the container image (needs a Docker engine; this project's machine has none)
