@@ -4,10 +4,37 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/versions.env"
 
 cache=${EXECPLANNER_CACHE:-$HOME/.cache/execplanner}
-state=${EXECPLANNER_STATE:-$HOME/.local/state/execplanner/cluster}
+
+# EXECPLANNER_CLUSTER=<name> names an independent local control plane, so several run side
+# by side (federation tests, benches that restart their own): its own state directory, etcd
+# data and ports. The default, "cluster", is the one `make cluster` always started. A name
+# gets a slot the first time it is used (kept in $slots), and its ports are the default
+# ones plus 100 x slot, so two names never share a port.
+cluster_name=${EXECPLANNER_CLUSTER:-cluster}
+case "$cluster_name" in
+  ""|*[!a-z0-9-]*) echo "cluster: ERROR: EXECPLANNER_CLUSTER must be lower-case letters, digits and -, not '$cluster_name'" >&2; exit 2;;
+esac
+slots=$HOME/.local/state/execplanner/slots
+cluster_slot() {
+  [ "$cluster_name" = cluster ] && { echo 0; return; }
+  mkdir -p "$(dirname "$slots")" && touch "$slots"
+  (
+    flock 9
+    slot=$(awk -v n="$cluster_name" '$1 == n {print $2}' "$slots")
+    if [ -z "$slot" ]; then
+      slot=$(awk 'BEGIN {m = 0} $2 > m {m = $2} END {print m + 1}' "$slots")
+      echo "$cluster_name $slot" >>"$slots"
+    fi
+    echo "$slot"
+  ) 9>>"$slots.lock"
+}
+slot=$(cluster_slot)
+if [ "$slot" = 0 ]; then default_state=$HOME/.local/state/execplanner/cluster; suffix=""
+else default_state=$HOME/.local/state/execplanner/clusters/$cluster_name; suffix="-$cluster_name"; fi
+state=${EXECPLANNER_STATE:-$default_state}
 # etcd's data goes to memory when the machine has /dev/shm (a test cluster is disposable).
 if [ -z "${EXECPLANNER_ETCD_DATA:-}" ]; then
-  if [ -d /dev/shm ] && [ -w /dev/shm ]; then EXECPLANNER_ETCD_DATA=/dev/shm/execplanner-etcd-$(id -u)
+  if [ -d /dev/shm ] && [ -w /dev/shm ]; then EXECPLANNER_ETCD_DATA=/dev/shm/execplanner-etcd-$(id -u)$suffix
   else EXECPLANNER_ETCD_DATA=$state/etcd; fi
 fi
 etcd_data=$EXECPLANNER_ETCD_DATA
@@ -23,9 +50,9 @@ run=$state/run
 kubeconfig=$state/admin.kubeconfig
 kwok_state=$state/kwok                    # kwok's generated config and the default pod log
 
-ETCD_PORT=${EXECPLANNER_ETCD_PORT:-23790}
+ETCD_PORT=${EXECPLANNER_ETCD_PORT:-$((23790 + 100 * slot))}
 ETCD_PEER_PORT=$((ETCD_PORT + 10))
-APISERVER_PORT=${EXECPLANNER_APISERVER_PORT:-16443}
+APISERVER_PORT=${EXECPLANNER_APISERVER_PORT:-$((16443 + 100 * slot))}
 CM_PORT=$((APISERVER_PORT + 14))          # kube-controller-manager health/metrics
 SCHED_PORT=$((APISERVER_PORT + 16))       # kube-scheduler health/metrics
 KWOK_PORT=$((APISERVER_PORT + 20))        # kwok: kubelet API (pod logs, exec), health, metrics
