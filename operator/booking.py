@@ -7,12 +7,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from execplanner.engine import (Calendar, Conflict, Offer, Request, format_cpu, format_instant, format_memory,
-                                        parse_instant)
+from execplanner.api.plan import PlanSpec
 from execplanner.cluster.planstatus import (HOLDING_PHASES, hold_id, placements_from_status,  # noqa: F401 (re-exported)
                                             placements_to_status, restore)
-
-from execplanner.api.plan import PlanSpec
+from execplanner.engine import (Calendar, Conflict, Offer, Request, format_cpu, format_instant, format_memory,
+                                parse_instant)
 from execplanner.engine.specs import plan_request
 
 

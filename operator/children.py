@@ -11,11 +11,11 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
+from execplanner.api import labels
+from execplanner.api.plan import PlanSpec
 from execplanner.engine import Resources, format_cpu, format_instant, format_memory
 from execplanner.engine.resources import GPU as GPU_RESOURCE
 
-from execplanner.api import labels
-from execplanner.api.plan import PlanSpec
 from .settings import Settings
 
 API_VERSION = "execplanner.io/v1alpha1"

@@ -4,16 +4,15 @@ container (children.task_pod). The kubelet stops it at the booking's end
 (activeDeadlineSeconds), so a start and an end need nothing from the operator."""
 from __future__ import annotations
 
-
+from execplanner.api.plan import PlanSpec
 from execplanner.cluster import allowlist
+from execplanner.cluster.planstatus import placements_from_status
 from execplanner.engine import Request
+from execplanner.engine.specs import plan_request
 
 from . import children, kube
 from .lifecycle import Observation, Task
-from execplanner.api.plan import PlanSpec
 from .planrecord import Plan
-from execplanner.cluster.planstatus import placements_from_status
-from execplanner.engine.specs import plan_request
 
 
 class ContainerTask:

@@ -22,11 +22,11 @@ from typing import Any
 import kopf
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from execplanner.cluster import feed
-from execplanner.engine import Conflict
-from execplanner.cluster.kubewatch import Informer
-
 from execplanner.api import labels
+from execplanner.cluster import feed
+from execplanner.cluster.kubewatch import Informer
+from execplanner.engine import Conflict
+
 from . import booking, kube, plans
 from .children import owner_ref
 from .settings import Settings

@@ -44,16 +44,15 @@ from collections.abc import Iterable, Mapping
 from functools import cache
 from typing import Any
 
+from execplanner.api.plan import PlanSpec
 from execplanner.cluster import allowlist, charts
-from execplanner.engine import (Request, Resources, parse_count, parse_cpu,
-                                        parse_memory)
+from execplanner.engine import Request, Resources, parse_count, parse_cpu, parse_memory
 from execplanner.engine.reasons import amount
 from execplanner.engine.resources import NAMES
+from execplanner.engine.specs import plan_request
 
 from . import children, kube, postrender
 from .lifecycle import LaunchFailed, Observation, Task
-from execplanner.api.plan import PlanSpec
-from execplanner.engine.specs import plan_request
 from .planrecord import Plan
 
 log = logging.getLogger("execplanner.operator.helmtask")

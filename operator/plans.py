@@ -21,11 +21,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from execplanner.api.plan import AcceptPolicy, PlanSpec
 from execplanner.engine import Conflict, UnitError, format_instant, parse_instant
+from execplanner.engine.specs import check_units
 
 from . import booking, helmtask, kube, lifecycle
-from execplanner.api.plan import AcceptPolicy, PlanSpec
-from execplanner.engine.specs import check_units
 from .planrecord import KEEP, Plan, now
 from .settings import RevokePolicy
 from .state import State

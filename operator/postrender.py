@@ -30,9 +30,8 @@ from typing import Any
 
 import yaml
 
-from execplanner.cluster.charts import HOSTNAME, parse_manifests, pod_template, workload_id
-
 from execplanner.api import labels
+from execplanner.cluster.charts import HOSTNAME, parse_manifests, pod_template, workload_id
 
 WAITER_REQUESTS = {"cpu": "1m", "memory": "8Mi"}
 CLUSTER_SCOPED = {"Namespace", "Node", "PersistentVolume", "StorageClass", "PriorityClass", "ClusterRole",

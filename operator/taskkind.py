@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from execplanner.api.plan import PlanSpec
 from execplanner.engine import Request
 
 from .container import ContainerTask
 from .helmtask import HelmTask
 from .lifecycle import LaunchFailed, Observation
-from execplanner.api.plan import PlanSpec
 from .planrecord import Plan
 
 __all__ = ["TaskKind", "LaunchFailed", "kind_of"]

@@ -4,9 +4,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from execplanner.api.units import parse_count, parse_cpu, parse_memory
+
 from .resources import GPU, Resources
 from .timeline import INF
-from execplanner.api.units import parse_count, parse_cpu, parse_memory
 
 UNLIMITED = INF  # a limit no sum of bookings reaches
 

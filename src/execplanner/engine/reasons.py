@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .resources import NAMES, Resources
 from execplanner.api.units import format_cpu, format_instant, format_memory
+
+from .resources import NAMES, Resources
 
 
 @dataclass(frozen=True)
