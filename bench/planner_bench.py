@@ -106,7 +106,8 @@ def main() -> int:
     jwks = localrun.JwksServer(devidentity.jwks(devidentity.private_key(workdir / "issuer")))
     token = devidentity.mint(devidentity.private_key(workdir / "issuer"), "bench")
     pl = localrun.planner(workdir, **devidentity.planner_env(jwks.port),
-                          EXECPLANNER_PLANNER_NAMESPACE_MAP=json.dumps({"bench": NS}))
+                          EXECPLANNER_PLANNER_NAMESPACE_MAP=json.dumps({"bench": NS}),
+                          EXECPLANNER_PLANNER_RATE_LIMIT_PER_MINUTE="0")  # the load is one user, on purpose
     op = localrun.operator(workdir)
     status = 1
     try:

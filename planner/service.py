@@ -44,7 +44,7 @@ async def build(settings: PlannerSettings) -> Service:
                       nodes=lambda: len(cache.calendar.nodes), bookings=lambda: len(cache.calendar.bookings),
                       searches=lambda: (cache.calendar.offers_searched, cache.calendar.offers_reused))
     return Service(settings=settings, cache=cache, auth=Authenticator(settings), kube=Kube(api), metrics=metrics,
-                   charts=ChartSizer(), access=AccessLog(settings.access_log))
+                   charts=ChartSizer(entries=settings.render_cache_entries), access=AccessLog(settings.access_log))
 
 
 async def serve(settings: PlannerSettings, ready: asyncio.Event | None = None) -> None:

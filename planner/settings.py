@@ -36,6 +36,13 @@ class PlannerSettings(BaseSettings):
                                                                       "not given.")
     max_wait_seconds: int = Field(300, ge=1, description="Longest blocking UWS WAIT a request may hold.")
     max_body_bytes: int = Field(256 * 1024, ge=1024, description="Largest request body accepted.")
+    # -- protections (docs/security.md) ------------------------------------------------------------
+    rate_limit_per_minute: int = Field(600, ge=0, description="Requests a minute each caller may make to "
+                                       "POST /accepts, /offersets and /uws/jobs (a user by their token; anonymous "
+                                       "callers share one allowance per client address); beyond, 429 with "
+                                       "Retry-After. 0: no limit.")
+    render_cache_entries: int = Field(256, ge=1, description="Chart renders remembered (5 minutes each; the least "
+                                      "recently used goes first when full).")
     pod_annotations: dict[str, str] = Field(default_factory=dict, description="Annotations added to the pods of "
                                             "every task submitted over HTTP (JSON), e.g. kwok's run time on a "
                                             "test cluster or a site's accounting tags.")

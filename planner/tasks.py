@@ -5,7 +5,10 @@ as the client spelt it.
 
 Units, as documented in the README: memory is a Kubernetes quantity ("8Gi" = 8 x 2^30 bytes,
 "8G" = 8 x 10^9 bytes, as Kubernetes reads it); the broker's bare numbers are GiB. Durations are
-ISO 8601 (PT2H) or the note's short forms (10m, 9h, 60s).
+ISO 8601 (PT2H) or the note's short forms (10m, 9h, 60s). A task's sizes are read with
+api/units.py's task_cores, task_memory and task_duration, as the CLI and the CRD read them:
+memory under 1Mi (say "512m", which is 0.512 bytes) and durations under 1 s are refused with the
+field named.
 """
 from __future__ import annotations
 
@@ -13,8 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from execplanner.api.plan import CONTAINER_TYPES, HELM_TYPES, PlanSpec
+from execplanner.api.units import task_cores, task_duration, task_memory, task_memory_gib
 from execplanner.engine import (Range, Request, UnitError, format_cpu, format_duration, format_memory,
-                                        parse_cpu, parse_duration, parse_interval, parse_memory, parse_memory_gib)
+                                parse_duration, parse_interval)
 from execplanner.engine.specs import check_units
 
 NOTE_CONTAINER, NOTE_HELM = "uri://docker-container", "uri://kubernetes-helm"
@@ -98,16 +102,20 @@ def read_note_task(body: Any, default_duration: int) -> NoteTask:
         _str(taskinfo.get("image"), "taskinfo.image", required=True)
     else:
         _str(taskinfo.get("chart"), "taskinfo.chart", required=True)
+        for key in ("chart", "repository", "version"):
+            text = _str(taskinfo.get(key), f"taskinfo.{key}")
+            if text is not None and (text.strip() != text or text.startswith("-") or any(c in text for c in "\r\n\0")):
+                raise BadRequest(f"taskinfo.{key}", f"{text!r} is not a chart reference")
     r = _obj(body.get("resources"), "resources")
     unknown = set(r) - {"mincores", "maxcores", "minmemory", "maxmemory", "minduration", "maxduration",
                         "minstartup", "maxstartup"}
     if unknown:
         raise BadRequest(f"resources.{sorted(unknown)[0]}", "is not a resource this service knows")
-    cores = _range(r.get("mincores"), r.get("maxcores"), parse_cpu, "resources", MAX_CORES * 1000,
+    cores = _range(r.get("mincores"), r.get("maxcores"), task_cores, "resources", MAX_CORES * 1000,
                    "resources.mincores", "resources.maxcores") or Range(1000, 1000)
-    memory = _range(r.get("minmemory"), r.get("maxmemory"), parse_memory, "resources", MAX_MEMORY,
+    memory = _range(r.get("minmemory"), r.get("maxmemory"), task_memory, "resources", MAX_MEMORY,
                     "resources.minmemory", "resources.maxmemory") or Range(2 ** 30, 2 ** 30)
-    duration = _range(r.get("minduration"), r.get("maxduration"), parse_duration, "resources", MAX_DURATION,
+    duration = _range(r.get("minduration"), r.get("maxduration"), task_duration, "resources", MAX_DURATION,
                       "resources.minduration", "resources.maxduration") or Range(default_duration, default_duration)
     startup = _startup(r.get("minstartup"), r.get("maxstartup"))
     return NoteTask(tasktype, taskinfo, cores, memory, duration, startup)
@@ -183,7 +191,7 @@ def read_offerset(body: Any, default_count: int) -> OfferSetRequest:
     ctype = c.get("type")
     if ctype not in (None, EB_SIMPLE_COMPUTE):
         raise BadRequest("resources.compute[0].type", f"{ctype!r} is not known (known: {EB_SIMPLE_COMPUTE})")
-    cores = _requested(c, "cores", parse_cpu, MAX_CORES * 1000) or Range(1000, 1000)
+    cores = _requested(c, "cores", task_cores, MAX_CORES * 1000) or Range(1000, 1000)
     memory = _requested(c, "memory", _memory, MAX_MEMORY) or Range(2 ** 30, 2 ** 30)
     minimal = any(_obj(_obj(c.get(k), f"resources.compute[0].{k}").get("requested"),
                        f"resources.compute[0].{k}.requested").get("minimal") for k in ("cores", "memory"))
@@ -193,10 +201,10 @@ def read_offerset(body: Any, default_count: int) -> OfferSetRequest:
     schedule = _obj(_obj(body.get("schedule"), "schedule").get("requested"), "schedule.requested")
     duration = schedule.get("duration", "PT1H")
     if isinstance(duration, dict):
-        d = _range(duration.get("min"), duration.get("max"), parse_duration, "", MAX_DURATION,
+        d = _range(duration.get("min"), duration.get("max"), task_duration, "", MAX_DURATION,
                    "schedule.requested.duration.min", "schedule.requested.duration.max")
     else:
-        d = _range(duration, None, parse_duration, "", MAX_DURATION, "schedule.requested.duration",
+        d = _range(duration, None, task_duration, "", MAX_DURATION, "schedule.requested.duration",
                    "schedule.requested.duration")
     starts = schedule.get("start") or []
     if isinstance(starts, str):
@@ -240,8 +248,8 @@ def _image(value: Any) -> str:
 def _memory(value: Any, field: str) -> int:
     """The broker's bare numbers are GiB; strings are Kubernetes quantities."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return parse_memory_gib(value, field)
-    return parse_memory(value, field)
+        return task_memory_gib(value, field)
+    return task_memory(value, field)
 
 
 def _requested(compute: dict[str, Any], what: str, parse, limit: int) -> Range | None:
@@ -288,8 +296,8 @@ def uws_spec(params: dict[str, list[str]], default_duration: int) -> tuple[dict[
     image = one("image")
     if not image:
         raise BadRequest("image", "is required (the container image to run)")
-    cores = _checked(parse_cpu, one("cores") or "1", "cores", MAX_CORES * 1000)
-    memory = _checked(parse_memory, one("memory") or "1Gi", "memory", MAX_MEMORY)
+    cores = _checked(task_cores, one("cores") or "1", "cores", MAX_CORES * 1000)
+    memory = _checked(task_memory, one("memory") or "1Gi", "memory", MAX_MEMORY)
     duration = _uws_duration(one("duration"), "duration", default_duration)
     executable: dict[str, Any] = {"type": "docker-container", "image": image}
     if params.get("cmd"):
@@ -315,7 +323,7 @@ def _uws_duration(value: str | None, field: str, default: int) -> int:
         if seconds > MAX_DURATION:
             raise BadRequest(field, "is longer than any booking this service makes")
         return seconds
-    return _checked(parse_duration, text, field, MAX_DURATION)
+    return _checked(task_duration, text, field, MAX_DURATION)
 
 
 def uws_duration(value: str | None, field: str, default: int) -> int:

@@ -2,6 +2,12 @@
 
 Answered from the live cache with the engine; nothing is booked. Anonymous callers may ask
 (a setting); with a token, the caller's namespace quota is taken into account.
+
+Charts are sized by rendering them, which downloads them: a chart whose source is not on the
+chart allowlist is refused (403, naming taskinfo.repository or taskinfo.chart) before any
+network access, and an anonymous caller is answered about a chart only from the render cache
+or from an allowlisted repository, never from a local path. Renders are bounded (429 with
+Retry-After when the render queue is full), and so is each caller's rate of questions.
 """
 from __future__ import annotations
 
@@ -14,7 +20,7 @@ from aiohttp import web
 from execplanner.cluster import allowlist, charts
 from .. import chartsize, tasks
 from execplanner.engine import OfferResult, format_cpu, format_duration, format_instant, format_memory
-from .common import Problem, answer, base_url, caller, read_body, service
+from .common import Problem, answer, base_url, caller, costly_caller, read_body, service
 
 routes = web.RouteTableDef()
 SERVICE_TYPES = {tasks.NOTE_CONTAINER: "uri://docker-uws", tasks.NOTE_HELM: "uri://kubernetes-helm"}
@@ -43,20 +49,23 @@ async def accepts_type(request: web.Request) -> web.Response:
 
 @routes.post("/accepts")
 async def accepts_task(request: web.Request) -> web.Response:
-    who = await _may_ask(request)
     svc = service(request)
+    who = await costly_caller(request, "accepts", required=not svc.settings.anonymous_accepts)
     task = tasks.read_note_task(await read_body(request), svc.settings.uws_default_duration_seconds)
     refused = _refused(task)
     now = int(time.time())
     namespace = who.namespace if who else None
     question, footprint = tasks.note_request(task, now), None
     if not refused and task.tasktype == tasks.NOTE_HELM:
+        ref, values = _chart_ref(task), _values(task)
+        _may_fetch(svc, who, task, ref, values, namespace or "default")
         try:  # a chart's footprint (every pod it would create) is what is planned, per node
-            footprint = await svc.charts.footprint(svc.cache.calendar, _chart_ref(task), _values(task),
-                                                   namespace or "default")
+            footprint = await svc.charts.footprint(svc.cache.calendar, ref, values, namespace or "default")
             question = dataclasses.replace(question, pods=footprint.pod_requests())
         except chartsize.Refused as e:
             refused = str(e)
+        except chartsize.Busy as e:
+            raise Problem(429, str(e), headers={"Retry-After": str(e.retry_after)}) from None
     if refused:
         result = OfferResult([], [])
         reasons = [refused]
@@ -95,10 +104,29 @@ async def _may_ask(request: web.Request):
 
 
 def _refused(task: tasks.NoteTask) -> str | None:
+    """Why the task is not run here, as an answer (NO with the reason); images only: a chart
+    that may not be fetched is refused outright (_may_fetch)."""
     if task.tasktype == tasks.NOTE_CONTAINER:
         return allowlist.image_allowed(str(task.taskinfo["image"]))
-    repository = task.taskinfo.get("repository")
-    return allowlist.chart_allowed(str(task.taskinfo["chart"]), str(repository) if repository else None)
+    return None
+
+
+def _chart_field(task: tasks.NoteTask) -> str:
+    return "taskinfo.repository" if task.taskinfo.get("repository") else "taskinfo.chart"
+
+
+def _may_fetch(svc, who, task: tasks.NoteTask, ref: charts.ChartRef, values: dict[str, Any], namespace: str) -> None:
+    """Before any network access: a chart from a source not on the chart allowlist is refused
+    (403, naming the field), and an anonymous caller may have a chart rendered only when it
+    comes from an allowlisted repository; else only an answer the render cache holds is given."""
+    why = allowlist.chart_allowed(ref.chart, ref.repository)
+    if why:
+        raise Problem(403, why, _chart_field(task))
+    if who is None and not allowlist.chart_listed(ref.chart, ref.repository) \
+            and not svc.charts.cached(ref, values, namespace):
+        raise Problem(403, f"chart {ref} is not from an allowlisted chart repository: anonymous callers are answered "
+                           "about such charts only from the planner's render cache (send a bearer token)",
+                      _chart_field(task))
 
 
 def _chart_ref(task: tasks.NoteTask) -> charts.ChartRef:

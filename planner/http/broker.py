@@ -20,7 +20,8 @@ from .. import tasks
 from ..cache import OFFERSET_LABEL, OWNER_ANNOTATION, session_uuid
 from execplanner.engine import format_duration, parse_instant
 from ..identity import Identity
-from .common import Problem, answer, base_url, caller, not_found, read_body, service, with_site_defaults
+from .common import (Problem, answer, base_url, caller, costly_caller, not_found, read_body, service,
+                     with_site_defaults)
 from .kubeerrors import api_problem
 
 routes = web.RouteTableDef()
@@ -178,7 +179,8 @@ def _session(request: web.Request, who: Identity, sid: str) -> tuple[dict[str, A
 
 @routes.post("/offersets")
 async def create_offerset(request: web.Request) -> web.Response:
-    who = await caller(request)
+    who = await costly_caller(request, "offersets")
+    assert who is not None
     svc = service(request)
     body = await read_body(request)
     req = tasks.read_offerset(body, svc.settings.offerset_default_count)

@@ -16,6 +16,7 @@ from ..chartsize import ChartSizer
 from ..identity import Authenticator, Identity, Unauthorized
 from execplanner.cluster.kube import Kube
 from ..metrics import Metrics
+from ..ratelimit import RateLimiter
 from ..settings import PlannerSettings
 
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
@@ -30,6 +31,11 @@ class Service:
     metrics: Metrics
     charts: ChartSizer
     access: AccessLog = field(default_factory=AccessLog)
+    limiter: RateLimiter | None = None  # None: made from settings.rate_limit_per_minute
+
+    def __post_init__(self) -> None:
+        if self.limiter is None:
+            self.limiter = RateLimiter(self.settings.rate_limit_per_minute)
 
 
 SERVICE = web.AppKey("service", Service)
@@ -97,6 +103,24 @@ async def caller(request: web.Request, required: bool = True) -> Identity | None
     if who is None and required:
         raise Problem(401, "this needs a bearer token (Authorization: Bearer <token>)",
                       headers={"WWW-Authenticate": "Bearer"})
+    return who
+
+
+async def costly_caller(request: web.Request, endpoint: str, required: bool = True) -> Identity | None:
+    """caller(), then the caller's request rate on the costly endpoints (POST /accepts,
+    /offersets, /uws/jobs): 429 with Retry-After beyond settings.rate_limit_per_minute. A user
+    is counted by name; anonymous callers by their address (one allowance per address)."""
+    who = await caller(request, required)
+    svc = service(request)
+    limiter = svc.limiter
+    assert limiter is not None
+    wait = limiter.take(f"user:{who.user}" if who else f"address:{request.remote or '?'}")
+    if wait:
+        after = limiter.retry_after(wait)
+        svc.metrics.answers.labels(endpoint, "rate-limited").inc()
+        whose = f"user {who.user}" if who else f"anonymous callers from {request.remote or 'this address'}"
+        raise Problem(429, f"too many requests: {whose} may make {limiter.per_minute} a minute to POST /accepts, "
+                           f"/offersets and /uws/jobs; try again in {after} s", headers={"Retry-After": str(after)})
     return who
 
 

@@ -24,7 +24,7 @@ from ..cache import OWNER_ANNOTATION, UWS_LABEL
 from execplanner.engine import UnitError, format_duration, format_instant, parse_duration, parse_instant
 from execplanner.engine.specs import plan_request
 from ..identity import Identity
-from .common import Problem, base_url, caller, not_found, service, with_site_defaults
+from .common import Problem, base_url, caller, costly_caller, not_found, service, with_site_defaults
 from .kubeerrors import api_problem
 from .logs import task_log
 
@@ -259,7 +259,8 @@ async def list_jobs(request: web.Request) -> web.Response:
 
 @routes.post("/uws/jobs")
 async def create_job(request: web.Request) -> web.Response:
-    who = await caller(request)
+    who = await costly_caller(request, "uws")
+    assert who is not None
     svc = service(request)
     params = await _params(request)
     unknown = sorted(set(params) - set(tasks.UWS_PARAMETERS))

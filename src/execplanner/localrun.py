@@ -182,6 +182,17 @@ class Operator:
         return f"--- {self.module} log ({self.log_path}), last {len(out)} lines ---\n" + "\n".join(out)
 
 
+# `make operator` and `make planner` fetch charts from loopback (the demo's chart repository
+# on 127.0.0.1:8879, examples/plan-helm-local.yaml) unless the environment names other
+# repositories: the setting's default, an empty list, fetches no chart at all.
+LOCAL_CHART_REPOSITORIES = '["http://127.0.0.1"]'
+
+
+def _local_charts() -> dict[str, str]:
+    name = "EXECPLANNER_ALLOWED_CHART_REPOSITORIES"
+    return {} if name in os.environ else {name: LOCAL_CHART_REPOSITORIES}
+
+
 def operator(directory: Path, **env: str) -> Operator:
     """Install what the operator needs and return it, ready to start with its own identity."""
     install()
@@ -293,7 +304,7 @@ def planner_main() -> None:
     from execplanner import devidentity
     jwks = JwksServer(devidentity.jwks(devidentity.private_key()), port=devidentity.JWKS_PORT)
     port = os.environ.get("PLANNER_PORT", "8080")
-    env = {**devidentity.planner_env(jwks.port), "EXECPLANNER_PLANNER_PORT": port}
+    env = {**devidentity.planner_env(jwks.port), "EXECPLANNER_PLANNER_PORT": port, **_local_charts()}
     pl = planner(Path(tempfile.mkdtemp(prefix="execplanner-planner-")), **env)
     print(f"planner: http://127.0.0.1:{port} as {PLANNER_SA[0]}/{PLANNER_SA[1]}; tokens: make token USER=<name>; "
           "Ctrl-C stops it", file=sys.stderr)
@@ -314,7 +325,7 @@ def main() -> None:
         planner_main()
         return
     import tempfile
-    op = operator(Path(tempfile.mkdtemp(prefix="execplanner-operator-")))
+    op = operator(Path(tempfile.mkdtemp(prefix="execplanner-operator-")), **_local_charts())
     print(f"operator: running as {OPERATOR_SA[0]}/{OPERATOR_SA[1]} (KUBECONFIG={op.kubeconfig}); Ctrl-C stops it",
           file=sys.stderr)
     os.execve(sys.executable, [sys.executable, "-m", "execplanner.operator"],

@@ -14,11 +14,17 @@ import pytest
 
 from execplanner import devidentity, localrun
 
+from .operator_fixture import ALLOWED_CHART_REPOSITORIES
+
 
 ISSUER, AUDIENCE = "https://issuer.test.execplanner.io", "execplanner-tests"
 STATIC_TOKEN, STATIC_USER = "static-token-for-carol-0123456789", "carol"
 RUN_SECONDS = "3s"  # how long task pods "run" on the fake nodes (the planner's pod annotation)
 MAX_WAIT = 20
+# The shared planner's rate limit: high enough that the suite's own requests (all anonymous
+# ones come from 127.0.0.1 and share one allowance) never meet it (the limit itself is tested
+# in tests/unit/planner/test_protections.py).
+RATE_LIMIT_PER_MINUTE = 100_000
 
 
 @dataclass
@@ -60,6 +66,10 @@ def planner(kubeconfig: str, operator, jwks_key, tmp_path_factory: pytest.TempPa
         "EXECPLANNER_PLANNER_POD_ANNOTATIONS": json.dumps({"pod-complete.stage.kwok.x-k8s.io/delay": RUN_SECONDS}),
         "EXECPLANNER_PLANNER_MAX_WAIT_SECONDS": str(MAX_WAIT),
         "EXECPLANNER_PLANNER_MAX_BODY_BYTES": str(64 * 1024),
+        "EXECPLANNER_PLANNER_RATE_LIMIT_PER_MINUTE": str(RATE_LIMIT_PER_MINUTE),
+        # Charts from loopback only (chart_repo_fixture serves them on 127.0.0.1); the default,
+        # an empty list, fetches no chart at all.
+        "EXECPLANNER_ALLOWED_CHART_REPOSITORIES": json.dumps(ALLOWED_CHART_REPOSITORIES),
     }
     proc = localrun.planner(directory, **env)
     proc.start(timeout=60)

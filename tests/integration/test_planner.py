@@ -126,6 +126,13 @@ def test_accepts_sizes_helm_charts_by_their_footprint(planner, chart_repo):
     assert "cpu" in reasons, reasons
     broken = requests.post(f"{url}/accepts", json=ask("broken")).json()
     assert broken["responseword"] == "NO" and "render" in broken["reponseinfo"]["reasons"][0]["text"], broken
+    # The same repository by another name is not on the allowlist (http://127.0.0.1): refused,
+    # naming the field, before anything is fetched; for anonymous callers and users alike.
+    elsewhere = {**ask("spread"),
+                 "taskinfo": {"chart": "spread", "repository": chart_repo.replace("127.0.0.1", "localhost")}}
+    r = requests.post(f"{url}/accepts", json=elsewhere)
+    assert r.status_code == 403 and r.json()["field"] == "taskinfo.repository", r.text
+    assert "not an allowed chart repository" in r.json()["error"], r.text
 
 
 # -- bad input ----------------------------------------------------------------------------------
@@ -145,6 +152,10 @@ BAD_ACCEPTS = [
      "application/json", 400, "resources.minduration"),
     ('{"tasktype": "uri://docker-container", "taskinfo": {"image": "x"}, "resources": {"cpus": 1}}',
      "application/json", 400, "resources.cpus"),
+    ('{"tasktype": "uri://docker-container", "taskinfo": {"image": "x"}, "resources": {"minmemory": "512m"}}',
+     "application/json", 400, "resources.minmemory"),  # 0.512 bytes as Kubernetes reads it: no task is that small
+    ('{"tasktype": "uri://docker-container", "taskinfo": {"image": "x"}, "resources": {"maxduration": "0.5s"}}',
+     "application/json", 400, "resources.maxduration"),
     ("[1, 2]", "application/json", 400, "body"),
     ("<xml/>", "text/html", 415, None),
 ]
@@ -200,18 +211,22 @@ def test_identity_tokens_and_isolation(planner, tokens, users, jwks_key):
     # Refused tokens: say why.
     from execplanner import devidentity
     stranger = devidentity.private_key(planner.log_path.parent / "stranger-key")
+    good = tokens(alice)
     bad = {
-        "expired": tokens(alice, exp=int(time.time()) - 3600),
-        "wrong audience": devidentity.mint(jwks_key[0], alice, issuer=ISSUER, audience="someone-else"),
-        "wrong issuer": devidentity.mint(jwks_key[0], alice, issuer="https://evil.example", audience=AUDIENCE),
-        "unknown key": devidentity.mint(stranger, alice, issuer=ISSUER, audience=AUDIENCE, kid="other"),
-        "forged": devidentity.mint(stranger, alice, issuer=ISSUER, audience=AUDIENCE),
-        "garbage": "not-a-token",
+        "has expired": tokens(alice, exp=int(time.time()) - 3600),
+        "not valid yet": tokens(alice, nbf=int(time.time()) + 3600),
+        "not meant for this service": devidentity.mint(jwks_key[0], alice, issuer=ISSUER, audience="someone-else"),
+        "issued by another issuer": devidentity.mint(jwks_key[0], alice, issuer="https://evil.example",
+                                                     audience=AUDIENCE),
+        "not one of the issuer's keys": devidentity.mint(stranger, alice, issuer=ISSUER, audience=AUDIENCE, kid="other"),
+        "signature does not verify": devidentity.mint(stranger, alice, issuer=ISSUER, audience=AUDIENCE),
+        "not signed (alg: none)": "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0." + good.split(".")[1] + ".",
+        "not a JWT": "not-a-token",
     }
     for why, token in bad.items():
         r = requests.get(f"{url}/offersets", headers={"Authorization": f"Bearer {token}"})
         assert r.status_code == 401, (why, r.text)
-        assert r.json()["error"], (why, r.text)
+        assert why in r.json()["error"], (why, r.text)
     # A static token from the token file works.
     r = requests.get(f"{url}/sessions", headers={"Authorization": f"Bearer {STATIC_TOKEN}"})
     assert r.status_code == 200, r.text

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from execplanner.cluster.allowlist import AllowlistSettings, chart_allowed, image_allowed, image_repository
+from execplanner.cluster.allowlist import (AllowlistSettings, chart_allowed, chart_listed, image_allowed,
+                                          image_repository)
 
 
 @pytest.mark.parametrize("image, repo", [
@@ -53,7 +54,21 @@ def test_charts_are_judged_by_repository_url_oci_reference_or_package_url():
     assert chart_allowed("oci://ghcr.io/other/charts/web", None, allowed)
     assert chart_allowed("web", "http://charts.example.org/stable", allowed)  # another scheme
     assert chart_allowed("web", "https://charts.example.org:8443/stable", ["https://charts.example.org:443"])
-    assert chart_allowed("web", "https://x.example.org/charts", []) is None  # empty: any
+
+
+
+def test_an_empty_chart_list_fetches_nothing(monkeypatch):
+    """Images are pulled by the kubelet; charts are downloaded by execplanner itself, so an
+    empty chart allowlist (the default) allows no URL at all, and says so."""
+    for chart, repository in (("web", "https://x.example.org/charts"), ("oci://ghcr.io/org/charts/web", None),
+                              ("https://x.example.org/web-1.0.0.tgz", None), ("web", "http://127.0.0.1:8879")):
+        why = chart_allowed(chart, repository, [], allow_local=False)
+        assert why and "no chart repository is allowed here" in why, why
+        assert not chart_listed(chart, repository, [])
+    assert chart_listed("web", "http://127.0.0.1:8879", ["http://127.0.0.1"])
+    assert not chart_listed("/srv/charts/web", None, ["http://127.0.0.1"])  # a path is never "listed"
+    monkeypatch.delenv("EXECPLANNER_ALLOWED_CHART_REPOSITORIES", raising=False)
+    assert AllowlistSettings().allowed_chart_repositories == [], "the default must stay empty"
 
 
 def test_local_chart_paths_need_their_own_permission():

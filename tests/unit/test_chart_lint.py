@@ -37,7 +37,8 @@ NON_DEFAULT = {
     "allowedRegistries": ["docker.io/library", "ghcr.io/my-org"],
     "allowedChartRepositories": ["https://charts.example.org", "oci://ghcr.io/my-org/charts"],
     "allowLocalCharts": True,
-    "charts": {"helmTimeoutSeconds": 30.5, "startTimeoutSeconds": 600, "missingRequests": "Refuse"},
+    "charts": {"helmTimeoutSeconds": 30.5, "startTimeoutSeconds": 600, "missingRequests": "Refuse",
+               "renderTimeoutSeconds": 12.5, "maxChartBytes": 2_000_000, "renderConcurrency": 4, "renderQueue": 0},
     "operator": {"holdLeadSeconds": 45, "offerExpirySeconds": 600, "revokePolicy": "Fail",
                  "waiterImage": "registry.example.org/busybox:1.36", "healthPort": 9090,
                  "taskTolerations": [{"key": "batch", "operator": "Exists", "effect": "NoSchedule"}],
@@ -51,6 +52,7 @@ NON_DEFAULT = {
                 "taskPodAnnotations": {"example.org/cost-centre": "astro-42"},
                 "offersetWaitSeconds": 2.5, "offersetDefaultCount": 5, "uwsDestructionDays": 3,
                 "uwsDefaultDurationSeconds": 7200, "maxWaitSeconds": 60, "maxBodyBytes": 10_000_000, "accessLog": False,
+                "rateLimitPerMinute": 30, "renderCacheEntries": 16,
                 "service": {"type": "NodePort", "port": 8443}},
 }
 
@@ -215,6 +217,8 @@ def test_rendered_values_load_through_the_settings_classes(helm: str, tmp_path: 
         charts = load(ChartSettings, env, monkeypatch)
         assert (charts.helm, charts.helm_home, charts.helm_timeout_seconds, charts.helm_start_timeout_seconds,
                 charts.chart_missing_requests.value) == ("helm", "/tmp/helm", 30.5, 600, "Refuse")
+        assert (charts.render_timeout_seconds, charts.chart_max_bytes, charts.render_concurrency, charts.render_queue) == \
+            (12.5, 2_000_000, 4, 0)
     pl = load(PlannerSettings, pl_env, monkeypatch)
     assert (pl.host, pl.port, pl.public_url) == ("0.0.0.0", 9000, "https://planner.example.org")
     assert (pl.jwt_issuer, pl.jwt_audience, pl.jwks_url, pl.jwt_user_claim, pl.anonymous_accepts) == \
@@ -224,6 +228,7 @@ def test_rendered_values_load_through_the_settings_classes(helm: str, tmp_path: 
     assert (pl.offerset_wait_seconds, pl.offerset_default_count, pl.uws_destruction_days,
             pl.uws_default_duration_seconds, pl.max_wait_seconds, pl.max_body_bytes, pl.horizon_days) == \
         (2.5, 5, 3, 7200, 60, 10_000_000, 14)
+    assert (pl.rate_limit_per_minute, pl.render_cache_entries) == (30, 16)
     # The static token file is the Secret the user named, mounted read-only.
     c = container(docs, "planner")
     mount = next(m for m in c["volumeMounts"] if m["name"] == "tokens")
@@ -236,6 +241,11 @@ def test_rendered_values_load_through_the_settings_classes(helm: str, tmp_path: 
     assert load(Settings, env_of(container(docs, "operator")), monkeypatch) == load(Settings, {}, monkeypatch)
     pl = load(PlannerSettings, env_of(container(docs, "planner")), monkeypatch)
     assert pl.model_copy(update={"host": "127.0.0.1"}) == load(PlannerSettings, {}, monkeypatch)
+    for component in ("operator", "planner"):
+        defaults = load(ChartSettings, env_of(container(docs, component)), monkeypatch)
+        assert defaults.model_copy(update={"helm_home": ""}) == load(ChartSettings, {}, monkeypatch)
+        # No chart is fetched from anywhere until the site lists its chart repositories.
+        assert load(AllowlistSettings, env_of(container(docs, component)), monkeypatch).allowed_chart_repositories == []
     assert pl.token_file == "" and "tokens" not in {m["name"] for m in container(docs, "planner")["volumeMounts"]}
     assert container(docs, "operator")["image"] == "execplanner:0.1.0"
     assert container(render(helm, tmp_path, NON_DEFAULT), "operator")["image"] == "registry.example.org/execplanner:1.2.3"
@@ -352,6 +362,8 @@ def test_package_carries_the_linked_files(helm: str, tmp_path: Path):
     ({"allowedRegistries": "docker.io"}, "/allowedRegistries"),
     ({"horizonDays": 0}, "/horizonDays"),
     ({"charts": {"missingRequests": "Guess"}}, "/charts/missingRequests"),
+    ({"charts": {"renderConcurrency": 0}}, "/charts/renderConcurrency"),
+    ({"planner": {"rateLimitPerMinute": -1}}, "/planner/rateLimitPerMinute"),
     ({"image": {"pullPolicy": "Sometimes"}}, "/image/pullPolicy"),
     ({"bogus": True}, "bogus"),
 ])

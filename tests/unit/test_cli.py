@@ -329,6 +329,20 @@ def test_ask_yes_sends_the_note_request_and_shows_the_offer(planner):
     assert ["memory", "1G-8G", "1G-8G"] in rows
 
 
+def test_ask_refuses_512m_memory_before_asking(planner):
+    """512m is 0.512 bytes as Kubernetes (and the server) reads it: refused here, nothing sent."""
+    url, fake = planner
+    code, out, err = against(url, "ask", "--image", "busybox:1.36", "--memory", "512m")
+    assert code == 2 and out == ""
+    assert err == ("execplanner: error: --memory: '512m' is 0.512 bytes: a task needs at least 1Mi of memory "
+                   "(m means thousandths of a byte: did you mean 512Mi or 512M?)\n")
+    assert not fake.requests
+    code, _, err = against(url, "ask", "--image", "busybox:1.36", "--memory", "512Mi")
+    assert code == 0, err
+    assert json.loads(fake.requests[-1]["body"])["resources"]["minmemory"] == "512Mi"
+    assert commands.cores_option("500m") == "500m" and commands.cores_option("2") == 2
+
+
 def test_ask_no_shows_the_reasons(planner):
     url, _ = planner
     code, out, _ = against(url, "ask", "--image", "too-big", "--cores", "64")
@@ -656,10 +670,18 @@ def test_unexpected_answers_are_one_line(planner, path, answer, words):
     (["--timeout", "0", "runs"], "argument --timeout: must be more than 0"),
     (["ask"], "say what to run: --image IMAGE, --chart CHART or --file"),
     (["ask", "--image", "x", "--chart", "y"], "give --image or --chart, not both"),
-    (["ask", "--image", "x", "--cores", "a-b"], "--cores: not a number: 'a'"),
+    (["ask", "--image", "x", "--cores", "a-b"], "--cores: 'a' is not a Kubernetes quantity"),
     (["ask", "--image", "x", "--duration", "forever"], "--duration: 'forever' is not a duration"),
+    (["ask", "--image", "x", "--memory", "512m"], "--memory: '512m' is 0.512 bytes: a task needs at least 1Mi"),
+    (["ask", "--image", "x", "--memory", "1Gi-512m"], "did you mean 512Mi or 512M?"),
+    (["ask", "--image", "x", "--duration", "0.5s"], "--duration: '0.5s' is shorter than a second"),
+    (["ask", "--image", "x", "--startup", "soon"], "--startup: 'soon' is not a duration"),
+    (["offers", "--image", "x", "--memory", "512m"], "--memory: '512m' is 0.512 bytes"),
+    (["offers", "--image", "x", "--duration", "PT0S"], "--duration: 'PT0S' is shorter than a second"),
+    (["run", "--image", "x", "--memory", "512m"], "--memory: '512m' is 0.512 bytes"),
+    (["run", "--image", "x", "--cores", "0"], "--cores: '0' is less than a thousandth of a core"),
     (["offers", "--image", "x", "--start", "tomorrow"], "--start: expected START/END or START/DURATION"),
-    (["offers", "--image", "x", "--memory", "lots"], "--memory: not an amount of memory in GiB"),
+    (["offers", "--image", "x", "--memory", "lots"], "--memory: 'lots' is not a Kubernetes quantity"),
     (["offers", "--image", "x", "--env", "NOVALUE"], "--env: expected NAME=VALUE"),
     (["run"], "the following arguments are required: --image"),
     (["accept"], "the following arguments are required: SESSION"),

@@ -58,6 +58,14 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
   value: {{ .Values.charts.startTimeoutSeconds | int64 | quote }}
 - name: EXECPLANNER_CHART_MISSING_REQUESTS
   value: {{ .Values.charts.missingRequests | quote }}
+- name: EXECPLANNER_RENDER_TIMEOUT_SECONDS
+  value: {{ .Values.charts.renderTimeoutSeconds | quote }}
+- name: EXECPLANNER_CHART_MAX_BYTES
+  value: {{ .Values.charts.maxChartBytes | int64 | quote }}
+- name: EXECPLANNER_RENDER_CONCURRENCY
+  value: {{ .Values.charts.renderConcurrency | int64 | quote }}
+- name: EXECPLANNER_RENDER_QUEUE
+  value: {{ .Values.charts.renderQueue | int64 | quote }}
 - name: PYTHONUNBUFFERED
   value: "1"
 - name: PYTHONDONTWRITEBYTECODE

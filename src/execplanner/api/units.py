@@ -104,6 +104,11 @@ def parse_count(value: Any, field: str) -> int:
 def parse_duration(value: Any, field: str) -> int:
     """A duration -> whole seconds (fractions round up). Accepts ISO 8601 (PT2H, P1DT2H),
     short forms (10m, 9h, 60s, 1h30m, 2d) and bare numbers (seconds)."""
+    return math.ceil(_seconds(value, field))
+
+
+def _seconds(value: Any, field: str) -> float | Decimal:
+    """A duration -> seconds as written (not rounded); see parse_duration."""
     if isinstance(value, timedelta):
         seconds: float | Decimal = value.total_seconds()
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -111,6 +116,8 @@ def parse_duration(value: Any, field: str) -> int:
     elif isinstance(value, str) and value.strip():
         text = value.strip()
         if text[:1] in "Pp":
+            if not any(c.isdigit() for c in text) or text[-1:] in "Tt":  # "P", "PT", "P1DT": nothing, or a dangling T
+                raise UnitError(field, f"{value!r} is not an ISO 8601 duration")
             try:
                 parsed = isodate.parse_duration(text.upper())
             except (isodate.ISO8601Error, ValueError):
@@ -131,7 +138,7 @@ def parse_duration(value: Any, field: str) -> int:
         raise UnitError(field, f"{value!r} is not finite")
     if seconds < 0:
         raise UnitError(field, f"{value!r} is negative")
-    return math.ceil(seconds)
+    return seconds
 
 
 @_remembered
@@ -154,6 +161,71 @@ def parse_instant(value: Any, field: str) -> int:
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=timezone.utc)
     return math.floor(dt.timestamp())
+
+
+# -- the sizes of a task ------------------------------------------------------------------------
+# Every way in (the CLI, the planner's HTTP service, the CRD and the operator) reads a task's
+# sizes with these, so one text means one size everywhere, and a size no task can have (a
+# typo such as 512m, which Kubernetes reads as 0.512 bytes) is refused with the field named
+# instead of being rounded up into a question about a 1-byte task.
+
+MIN_TASK_MILLICORES = 1           # 1m: a thousandth of a core
+MIN_TASK_MEMORY = 1 << 20         # 1Mi
+MIN_TASK_SECONDS = 1              # 1s
+
+
+@_remembered
+def task_cores(value: Any, field: str) -> int:
+    """A task's cores -> millicores (as parse_cpu); refused below 1m (a thousandth of a core)."""
+    millicores = _quantity(value, field) * 1000
+    if millicores < MIN_TASK_MILLICORES:
+        raise UnitError(field, f"{value!r} is less than a thousandth of a core (1m): a task needs at least 1m")
+    return _ceil(millicores)
+
+
+@_remembered
+def task_memory(value: Any, field: str) -> int:
+    """A task's memory -> bytes, as Kubernetes reads it (as parse_memory: bare numbers are
+    bytes); refused below 1Mi."""
+    return _task_memory(value, field, gib_numbers=False)
+
+
+@_remembered
+def task_memory_gib(value: Any, field: str) -> int:
+    """A task's memory as the ExecutionBroker writes it (as parse_memory_gib: bare numbers
+    are GiB, suffixed strings Kubernetes quantities) -> bytes; refused below 1Mi."""
+    return _task_memory(value, field, gib_numbers=True)
+
+
+def _task_memory(value: Any, field: str, gib_numbers: bool) -> int:
+    bare = (isinstance(value, (int, float, Decimal)) and not isinstance(value, bool)) or \
+        (isinstance(value, str) and bool(_BARE_NUMBER.match(value.strip())))
+    amount = _quantity(value, field) * (GIB if gib_numbers and bare else 1)
+    if amount < MIN_TASK_MEMORY:
+        text = value.strip() if isinstance(value, str) else value
+        hint = ""
+        if isinstance(text, str) and text.endswith("m") and text[:-1]:
+            hint = f" (m means thousandths of a byte: did you mean {text[:-1]}Mi or {text[:-1]}M?)"
+        elif bare and not gib_numbers and amount > 0:
+            hint = " (a bare number is bytes: write a unit, e.g. 512Mi or 8Gi)"
+        raise UnitError(field, f"{value!r} is {_bytes_text(amount)}: a task needs at least 1Mi of memory{hint}")
+    return _ceil(amount)
+
+
+@_remembered
+def task_duration(value: Any, field: str) -> int:
+    """A task's duration -> whole seconds (as parse_duration); refused below 1 second."""
+    seconds = _seconds(value, field)
+    if seconds < MIN_TASK_SECONDS:
+        raise UnitError(field, f"{value!r} is shorter than a second: a task runs for at least 1s")
+    return math.ceil(seconds)
+
+
+def _bytes_text(amount: Decimal) -> str:
+    if amount == amount.to_integral_value():
+        n = int(amount)
+        return f"{n} byte" + ("" if n == 1 else "s")
+    return f"{amount.normalize():f} bytes"
 
 
 def parse_interval(value: Any, field: str) -> tuple[int, int]:

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from execplanner.cli.render import clip, table
-from execplanner.cli.units import parse_bytes, parse_cores, parse_time, short_duration, show_bytes, show_cores, show_time
+from execplanner.cli.units import cores, nbytes, parse_time, short_duration, show_bytes, show_cores, show_time
 
 LEVELS_UNICODE = "·░▒▓█"
 LEVELS_ASCII = ".:+*#"
@@ -57,7 +57,7 @@ def _bookings(node: dict) -> list[Booking]:
         start, end = parse_time(b.get("start")), parse_time(b.get("end"))
         if start is None or end is None or end <= start:
             continue
-        out.append(Booking(start, end, _num(b.get("cores"), parse_cores), _num(b.get("memory"), parse_bytes),
+        out.append(Booking(start, end, _num(b.get("cores"), cores), _num(b.get("memory"), nbytes),
                            _gpus(b.get("gpus")), bool(b.get("mine"))))
     return out
 
@@ -67,8 +67,8 @@ def fill_levels(node: dict, t0: datetime, cell: timedelta, cells: int, now: date
     booking of mine overlaps the cell."""
     alloc = node.get("allocatable") or {}
     used = node.get("used") or {}
-    caps = (_num(alloc.get("cores"), parse_cores), _num(alloc.get("memory"), parse_bytes), _gpus(alloc.get("gpus")))
-    base = (_num(used.get("cores"), parse_cores), _num(used.get("memory"), parse_bytes), _gpus(used.get("gpus")))
+    caps = (_num(alloc.get("cores"), cores), _num(alloc.get("memory"), nbytes), _gpus(alloc.get("gpus")))
+    base = (_num(used.get("cores"), cores), _num(used.get("memory"), nbytes), _gpus(used.get("gpus")))
     bookings = _bookings(node)
 
     def share(t: datetime) -> float:

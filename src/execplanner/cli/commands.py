@@ -16,8 +16,10 @@ import yaml
 from execplanner.cli import calendar as calendar_view
 from execplanner.cli.client import CliError, Client
 from execplanner.cli.render import Progress, dump, table, terminal_width
-from execplanner.cli.units import (iso_duration, parse_bytes, parse_duration, parse_interval, parse_time,
-                                   short_duration, show_number, show_range, show_time, utc_now)
+from execplanner.api.units import (UnitError, format_duration, format_instant, parse_duration, task_cores,
+                                   task_duration, task_memory, task_memory_gib)
+from execplanner.cli.units import (duration_seconds, parse_interval, parse_time, short_duration, show_number,
+                                   show_range, show_time, utc_now)
 
 UWS_NS = "http://www.ivoa.net/xml/UWS/v1.0"
 XLINK_NS = "http://www.w3.org/1999/xlink"
@@ -82,32 +84,63 @@ def split_range(text: str, what: str) -> tuple[str, str | None]:
     raise UsageError(f"{what}: expected VALUE or MIN-MAX, got {text!r}")
 
 
-def number(text: str, what: str) -> int | float:
+# Quantities and durations are read with execplanner.api.units, as the planner reads them: a
+# text the CLI accepts means the same size on the server, and a size no task can have (memory
+# under 1Mi, such as 512m = 0.512 bytes; a duration under 1 s) is refused here, naming the option.
+
+def read(parse: Callable[[Any, str], Any], text: str, what: str) -> Any:
+    """`parse(text, what)` (an api.units parser); its refusal as a usage error naming the option."""
+    try:
+        return parse(text, what)
+    except UnitError as exc:
+        raise UsageError(f"{what}: {exc.message}") from None
+
+
+def plain(text: str) -> int | float | str:
+    """A bare number as a number (JSON), anything else (``500m``, ``8Gi``) as written."""
     try:
         value = float(text)
     except ValueError:
-        raise UsageError(f"{what}: not a number: {text!r}") from None
-    if value < 0:
-        raise UsageError(f"{what}: must not be negative: {text!r}")
+        return text.strip()
     return int(value) if value == int(value) else value
 
 
-def gib(text: str, what: str) -> int | float:
-    """GiB as the ExecutionBroker counts memory: ``8``, ``8G``, ``8Gi``, ``8GiB``, ``512Mi``."""
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(|[GgMmTt]i?B?)", text.strip())
-    if not match:
-        raise UsageError(f"{what}: not an amount of memory in GiB: {text!r} (try 8, 8Gi or 512Mi)")
-    factor = {"g": 1, "m": 1 / 1024, "t": 1024, "": 1}[match.group(2)[:1].lower()]
-    value = float(match.group(1)) * factor
-    return int(value) if value == int(value) else round(value, 3)
+def cores_option(text: str, what: str = "--cores") -> int | float | str:
+    """Cores as the server reads them (``2``, ``1.5``, ``500m``), at least 1m; sent as given."""
+    read(task_cores, text, what)
+    return plain(text)
 
 
-def checked(text: str, what: str, parse: Callable[[str], Any], hint: str) -> str:
-    try:
-        parse(text)
-    except ValueError:
-        raise UsageError(f"{what}: {text!r} is not {hint}") from None
-    return text
+def memory_option(text: str, what: str = "--memory") -> str:
+    """Memory as a Kubernetes quantity (``8Gi``, ``8G``, ``512Mi``; a bare number is bytes), at
+    least 1Mi; sent as given."""
+    read(task_memory, text, what)
+    return text.strip()
+
+
+def gib(text: str, what: str = "--memory") -> int | float | str:
+    """Memory as the ExecutionBroker writes it: a bare number is GiB (sent as a number), a
+    suffixed one a Kubernetes quantity (``8Gi``, ``8G`` = 8x10^9 bytes, ``512Mi``; sent as given);
+    at least 1Mi."""
+    read(task_memory_gib, text, what)
+    return plain(text)
+
+
+def seconds_option(text: str, what: str = "--duration") -> int:
+    """A task's duration (``10m``, ``1h30m``, ``PT2H``, seconds) in whole seconds, at least 1 s."""
+    return read(task_duration, text, what)
+
+
+def duration_option(text: str, what: str) -> str:
+    """A task's duration, checked, sent as given."""
+    seconds_option(text, what)
+    return text.strip()
+
+
+def offset_option(text: str, what: str) -> str:
+    """A duration that may be zero (how soon a task must start), checked, sent as given."""
+    read(parse_duration, text, what)
+    return text.strip()
 
 
 def read_body(path: str | None, stdin: TextIO | None = None) -> dict:
@@ -137,22 +170,22 @@ def interval(text: str, now: datetime) -> str:
         start = now
     elif left.startswith("+"):
         try:
-            start = now + timedelta(seconds=parse_duration(left[1:]))
-        except ValueError:
+            start = now + timedelta(seconds=parse_duration(left[1:], "--start"))
+        except UnitError:
             raise UsageError(f"--start: {left!r} is not +DURATION") from None
     else:
         start = parse_time(left)
         if start is None:
             raise UsageError(f"--start: {left!r} is not an RFC 3339 time")
-    start_text = start.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    start_text = format_instant(int(start.timestamp()))
     end = parse_time(right)
     if end is not None:
         if end <= start:
             raise UsageError(f"--start: {text!r} ends before it starts")
-        return f"{start_text}/{end.astimezone(timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')}"
+        return f"{start_text}/{format_instant(int(end.timestamp()))}"
     try:
-        return f"{start_text}/{iso_duration(parse_duration(right))}"
-    except ValueError:
+        return f"{start_text}/{format_duration(parse_duration(right, '--start'))}"
+    except UnitError:
         raise UsageError(f"--start: {right!r} is neither an end time nor a duration") from None
 
 
@@ -187,19 +220,18 @@ def cmd_ask(args, ctx: Context) -> int:
     resources = dict(body.get("resources") or {})
     if args.cores:
         lo, hi = split_range(args.cores, "--cores")
-        resources["mincores"], resources["maxcores"] = number(lo, "--cores"), number(hi or lo, "--cores")
+        resources["mincores"], resources["maxcores"] = cores_option(lo), cores_option(hi or lo)
     if args.memory:
         lo, hi = split_range(args.memory, "--memory")
-        check = lambda v: checked(v, "--memory", parse_bytes, "an amount of memory (e.g. 8G, 512Mi)")  # noqa: E731
-        resources["minmemory"], resources["maxmemory"] = check(lo), check(hi or lo)
+        resources["minmemory"], resources["maxmemory"] = memory_option(lo), memory_option(hi or lo)
     if args.duration:
         lo, hi = split_range(args.duration, "--duration")
-        check = lambda v: checked(v, "--duration", parse_duration, "a duration (e.g. 10m, 1h, PT2H)")  # noqa: E731
-        resources["minduration"], resources["maxduration"] = check(lo), check(hi or lo)
+        resources["minduration"] = duration_option(lo, "--duration")
+        resources["maxduration"] = duration_option(hi or lo, "--duration")
     if args.startup:
         lo, hi = split_range(args.startup, "--startup")
-        check = lambda v: checked(v, "--startup", parse_duration, "a duration (e.g. 0s, 1h)")  # noqa: E731
-        resources["minstartup"], resources["maxstartup"] = (check(lo), check(hi)) if hi else ("0s", check(lo))
+        resources["minstartup"] = offset_option(lo, "--startup") if hi else "0s"
+        resources["maxstartup"] = offset_option(hi or lo, "--startup")
     if resources:
         body["resources"] = resources
 
@@ -272,8 +304,8 @@ def session_cells(session: dict) -> dict[str, str]:
     duration = executing.get("duration")
     if end is None and start is not None and duration:
         try:
-            end = start + timedelta(seconds=parse_duration(duration))
-        except ValueError:
+            end = start + timedelta(seconds=duration_seconds(duration))
+        except UnitError:
             pass
     length = short_duration((end - start).total_seconds()) if start and end else "-"
     expires = parse_time(session.get("expires"))
@@ -336,20 +368,17 @@ def cmd_offers(args, ctx: Context) -> int:
         entry.setdefault("type", SIMPLE_COMPUTE)
         if args.cores:
             lo, hi = split_range(args.cores, "--cores")
-            entry["cores"] = {"requested": {"min": number(lo, "--cores"), "max": number(hi or lo, "--cores")}}
+            entry["cores"] = {"requested": {"min": cores_option(lo), "max": cores_option(hi or lo)}}
         if args.memory:
             lo, hi = split_range(args.memory, "--memory")
-            entry["memory"] = {"requested": {"min": gib(lo, "--memory"), "max": gib(hi or lo, "--memory")}}
+            entry["memory"] = {"requested": {"min": gib(lo), "max": gib(hi or lo)}}
         resources["compute"] = compute
         body["resources"] = resources
     if args.duration or args.start:
         schedule = dict(body.get("schedule") or {})
         requested = dict(schedule.get("requested") or {})
         if args.duration:
-            try:
-                requested["duration"] = iso_duration(parse_duration(args.duration))
-            except ValueError as exc:
-                raise UsageError(f"--duration: {exc}") from None
+            requested["duration"] = format_duration(seconds_option(args.duration))
         if args.start:
             now = utc_now()
             requested["start"] = [interval(s, now) for s in args.start]
@@ -567,14 +596,11 @@ def cmd_run(args, ctx: Context) -> int:
     form: list[tuple[str, str]] = [("image", args.image)]
     form += [("cmd", c) for c in args.command]
     if args.cores is not None:
-        form.append(("cores", show_number(args.cores)))
+        form.append(("cores", str(cores_option(args.cores))))
     if args.memory:
-        form.append(("memory", checked(args.memory, "--memory", parse_bytes, "an amount of memory (e.g. 1Gi)")))
+        form.append(("memory", memory_option(args.memory)))
     if args.duration:
-        try:
-            form.append(("duration", str(int(parse_duration(args.duration)))))
-        except ValueError as exc:
-            raise UsageError(f"--duration: {exc}") from None
+        form.append(("duration", str(seconds_option(args.duration))))
     if args.run_id:
         form.append(("runId", args.run_id))
     form.append(("PHASE", "RUN"))

@@ -2,20 +2,24 @@
 operator (which rejects a plan with phase Rejected, reason NotAllowed) and the planner's
 HTTP service (which refuses the request).
 
-Settings (environment, JSON lists; an empty list allows everything):
+Settings (environment, JSON lists):
 
 - ``EXECPLANNER_ALLOWED_REGISTRIES``: e.g. ``["docker.io/library", "ghcr.io/my-org",
-  "registry.k8s.io"]``. An entry is a registry host (optionally ``host:port``) and optionally
-  a path prefix; it matches on whole path segments, so ``ghcr.io/org`` allows
-  ``ghcr.io/org/tool`` but not ``ghcr.io/organisation/tool``. Image references are read as
-  Docker does: ``busybox`` is ``docker.io/library/busybox``, ``me/tool`` is
-  ``docker.io/me/tool``, and ``index.docker.io`` is ``docker.io``.
+  "registry.k8s.io"]``; empty (the default): any registry. An entry is a registry host
+  (optionally ``host:port``) and optionally a path prefix; it matches on whole path segments,
+  so ``ghcr.io/org`` allows ``ghcr.io/org/tool`` but not ``ghcr.io/organisation/tool``. Image
+  references are read as Docker does: ``busybox`` is ``docker.io/library/busybox``,
+  ``me/tool`` is ``docker.io/me/tool``, and ``index.docker.io`` is ``docker.io``. (Images are
+  pulled by the kubelet, never by execplanner.)
 - ``EXECPLANNER_ALLOWED_CHART_REPOSITORIES``: e.g. ``["https://charts.example.org",
-  "oci://ghcr.io/my-org/charts"]``. A chart from a repository (``repository`` +
-  ``chart`` name) is judged by the repository URL, an OCI chart (``oci://...``) and a
-  packaged chart's URL (``https://.../x.tgz``) by the chart reference itself. Scheme and host
-  must be equal, the port too when the entry names one, and the entry's path must be a
-  prefix on whole segments.
+  "oci://ghcr.io/my-org/charts"]``; empty (the default): **no** chart is fetched from
+  anywhere, since execplanner itself downloads charts (the planner to size them, the operator
+  to install them) and must not fetch whatever URL a request names. A chart from a repository
+  (``repository`` + ``chart`` name) is judged by the repository URL, an OCI chart
+  (``oci://...``) and a packaged chart's URL (``https://.../x.tgz``) by the chart reference
+  itself. Scheme and host must be equal, the port too when the entry names one, and the
+  entry's path must be a prefix on whole segments. (A repository's index names where its
+  packages are; an allowed repository is trusted with that.)
 - ``EXECPLANNER_ALLOW_LOCAL_CHARTS`` (default false): local chart paths read from the
   operator's own file system are refused unless this is true, whatever the lists say.
 
@@ -41,7 +45,8 @@ class AllowlistSettings(BaseSettings):
     allowed_registries: list[str] = Field(default_factory=list, description="Container registries (and path "
                                           "prefixes) task images may come from (JSON list; empty: any).")
     allowed_chart_repositories: list[str] = Field(default_factory=list, description="Chart repository URLs and "
-                                                  "OCI prefixes charts may come from (JSON list; empty: any).")
+                                                  "OCI prefixes charts may come from (JSON list; empty: no chart "
+                                                  "is fetched from anywhere).")
     allow_local_charts: bool = Field(False, description="Allow chart paths on the operator's own file system.")
 
 
@@ -124,9 +129,19 @@ def _url_matches(url: str, entry: str) -> bool:
     return not prefix or u.path == prefix or u.path.startswith(prefix + "/")
 
 
+def chart_listed(chart: str, repository: str | None = None, allowed: Sequence[str] | None = None) -> bool:
+    """The chart is fetched from a URL that an entry of the (non-empty) allowlist names."""
+    allowed = settings().allowed_chart_repositories if allowed is None else allowed
+    source = chart_source(chart, repository)
+    if (repository and not is_url(repository)) or not is_url(source):
+        return False
+    return any(is_url(entry) and _url_matches(source, entry) for entry in allowed)
+
+
 def chart_allowed(chart: str, repository: str | None = None, allowed: Sequence[str] | None = None,
                   allow_local: bool | None = None) -> str | None:
-    """None when the chart may be installed; otherwise the reason (naming its source)."""
+    """None when the chart may be fetched and installed; otherwise the reason (naming its
+    source). Judged on the request alone, before any network access."""
     cfg = settings() if allowed is None or allow_local is None else None
     allowed = cfg.allowed_chart_repositories if allowed is None else allowed  # type: ignore[union-attr]
     allow_local = cfg.allow_local_charts if allow_local is None else allow_local  # type: ignore[union-attr]
@@ -138,11 +153,12 @@ def chart_allowed(chart: str, repository: str | None = None, allowed: Sequence[s
             return (f"chart {chart!r} is neither a chart in a repository (set repository), an oci:// "
                     "reference nor an http(s) URL of a packaged chart; local chart paths are not allowed here")
         return None
-    if not allowed:
-        return None
-    if any(is_url(entry) and _url_matches(source, entry) for entry in allowed):
+    if chart_listed(chart, repository, allowed):
         return None
     split = urlsplit(source)
     where = f"{split.scheme}://{split.netloc}"
+    if not allowed:
+        return (f"chart {chart} comes from {source} (host {where}), and no chart repository is allowed here "
+                "(EXECPLANNER_ALLOWED_CHART_REPOSITORIES is empty: no chart is fetched)")
     return (f"chart {chart} comes from {source} (host {where}), which is not an allowed chart repository "
             f"(allowed: {', '.join(allowed)})")

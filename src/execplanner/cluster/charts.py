@@ -58,12 +58,12 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from execplanner.api.plan import Executable
-
-from .allowlist import is_url
 from execplanner.engine import (PodRequest, Resources, UnitError, format_cpu, format_memory, parse_count, parse_cpu,
-                     parse_memory, pod_requests, toleration_from_dict)
+                                parse_memory, pod_requests, toleration_from_dict)
 from execplanner.engine.filters import Taint, selector_matches, taint_from_dict, untolerated
 from execplanner.engine.resources import ZERO, total
+
+from .allowlist import is_url
 
 HOSTNAME = "kubernetes.io/hostname"
 RELEASE_MAX = 53  # helm's limit for release names
@@ -93,6 +93,16 @@ class ChartSettings(BaseSettings):
                                                     "without CPU/memory requests: LimitRangeDefault or Refuse.")
     helm_start_timeout_seconds: int = Field(120, ge=1, description="How long a release's pods may take to run "
                                             "after the install before the run is an ERROR.")
+    # -- rendering (sizing a chart: helm pull, then helm template on the downloaded package) ------
+    render_timeout_seconds: float = Field(60.0, gt=0, description="Longest one render (the chart's download and "
+                                          "helm template together) may take before helm is killed.")
+    chart_max_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="Largest chart package (.tgz) a render "
+                                 "downloads; unpacked it may be ten times that. Larger charts are refused before "
+                                 "they are templated.")
+    render_concurrency: int = Field(2, ge=1, description="The planner's renders at once; more wait in a short "
+                                    "queue (render_queue), beyond it the planner answers 429.")
+    render_queue: int = Field(8, ge=0, description="Renders that may wait for one of the render_concurrency slots; "
+                              "beyond, 429 with Retry-After.")
 
 
 class HelmError(RuntimeError):
@@ -232,16 +242,78 @@ def parse_manifests(text: str) -> list[dict[str, Any]]:
 COMMON_FLAGS = ("--no-hooks", "--skip-crds")
 
 
+UNPACKED_FACTOR = 10  # a chart may unpack to this many times chart_max_bytes
+
+
+def check_ref(ref: ChartRef) -> None:
+    """A reference helm could read as an option ("--values=/etc/passwd") is refused."""
+    for what, value in (("chart", ref.chart), ("repository", ref.repository), ("version", ref.version)):
+        if value is not None and (value.startswith("-") or "\n" in value or "\x00" in value):
+            raise RenderError(f"chart {what} {value!r} is not a chart reference")
+
+
+def check_package(path: str, max_bytes: int) -> None:
+    """The downloaded package is at most `max_bytes`, and unpacks to at most UNPACKED_FACTOR
+    times that (read header by header, stopping at the first byte over: a gzip bomb costs no
+    more than the limit). RenderError otherwise."""
+    import tarfile
+    size = os.path.getsize(path)
+    if size > max_bytes:
+        raise RenderError(f"the chart package is {size} bytes, more than the {max_bytes} bytes allowed "
+                          "(EXECPLANNER_CHART_MAX_BYTES)")
+    limit, unpacked = max_bytes * UNPACKED_FACTOR, 0
+    try:
+        with tarfile.open(path, "r:*") as tar:  # (stream mode "r|gz" misreads helm's gzip header)
+            for member in tar:
+                unpacked += max(member.size, 0)
+                if unpacked > limit:
+                    raise RenderError(f"the chart unpacks to more than {limit} bytes (ten times "
+                                      "EXECPLANNER_CHART_MAX_BYTES)")
+    except (tarfile.TarError, OSError, EOFError) as e:
+        raise RenderError(f"the chart package cannot be read: {e}") from None
+
+
+def _remaining(deadline: float) -> float:
+    left = deadline - asyncio.get_running_loop().time()
+    if left <= 0:
+        raise RenderError("the render did not finish within EXECPLANNER_RENDER_TIMEOUT_SECONDS")
+    return left
+
+
+async def pull(ref: ChartRef, directory: str, *, cfg: ChartSettings, timeout: float) -> str:
+    """The chart as a local path to template: a chart from a repository, an OCI registry or a
+    URL is downloaded with `helm pull` into `directory` (killed after `timeout`) and its size
+    checked (check_package) before anything reads it; a local path is used as it is (a local
+    package is size-checked too)."""
+    check_ref(ref)
+    if ref.kind == "path":
+        if os.path.isfile(ref.reference):
+            await asyncio.to_thread(check_package, ref.reference, cfg.chart_max_bytes)
+        return ref.reference
+    await run_helm(["pull", *ref.helm_args(), "--destination", directory], cfg=cfg, timeout=timeout,
+                   error=RenderError)
+    packages = [f for f in os.listdir(directory) if f.endswith(".tgz")]
+    if len(packages) != 1:
+        raise RenderError(f"helm pull of {ref} left {len(packages)} packages, not one")
+    path = os.path.join(directory, packages[0])
+    await asyncio.to_thread(check_package, path, cfg.chart_max_bytes)
+    return path
+
+
 async def render(ref: ChartRef, values: Mapping[str, Any], release: str, namespace: str, *,
                  kube_version: str | None = None, cfg: ChartSettings | None = None) -> list[dict[str, Any]]:
     """`helm template` the chart with `values` as release `release` in `namespace`; the
-    rendered objects. RenderError with helm's message when it cannot be fetched or rendered."""
-    with _values_file(values) as path:
-        args = ["template", release, *ref.helm_args(), "--namespace", namespace, "--values", path,
-                "--skip-tests", "--no-hooks"]
+    rendered objects. The chart is downloaded first (pull: size-checked before it is
+    templated) and the whole render is bounded by cfg.render_timeout_seconds. RenderError with
+    helm's message when it cannot be fetched or rendered."""
+    cfg = cfg or ChartSettings()
+    deadline = asyncio.get_running_loop().time() + cfg.render_timeout_seconds
+    with tempfile.TemporaryDirectory(prefix="execplanner-chart-") as directory, _values_file(values) as path:
+        chart = await pull(ref, directory, cfg=cfg, timeout=_remaining(deadline))
+        args = ["template", release, chart, "--namespace", namespace, "--values", path, "--skip-tests", "--no-hooks"]
         if kube_version:
             args += ["--kube-version", kube_version]
-        text = await run_helm(args, cfg=cfg, error=RenderError)
+        text = await run_helm(args, cfg=cfg, error=RenderError, timeout=_remaining(deadline))
     try:
         return parse_manifests(text)
     except yaml.YAMLError as e:
@@ -253,6 +325,7 @@ async def install(ref: ChartRef, values: Mapping[str, Any], release: str, namesp
     """`helm install` without waiting (the caller watches the pods); `post_renderer` is the
     executable and its arguments. Returns helm's output; HelmError with helm's message."""
     cfg = cfg or ChartSettings()
+    check_ref(ref)
     with _values_file(values) as path:
         args = ["install", release, *ref.helm_args(), "--namespace", namespace, "--values", path, *COMMON_FLAGS,
                 "--timeout", f"{int(cfg.helm_timeout_seconds)}s"]
