@@ -6,8 +6,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from execplanner.api.plan import PlanSpec
-from execplanner.api.units import (UnitError, parse_count, parse_cpu, parse_duration, parse_interval,
-                                   parse_memory)
+from execplanner.api.units import UnitError, parse_count, parse_interval, task_cores, task_duration, task_memory
 
 from .filters import toleration_from_dict
 from .fit import PodRequest
@@ -18,15 +17,15 @@ def plan_request(spec: PlanSpec, extra_tolerations: Sequence[Mapping[str, Any]] 
                  pods: Sequence[PodRequest] | None = None) -> Request:
     """The engine's view of a plan: a flexible single pod from spec.resources, or, for a chart,
     the fixed pod set `pods` (its footprint). Raises UnitError naming the field."""
-    duration = _range(spec.schedule.duration, parse_duration, "spec.schedule.duration")
+    duration = _range(spec.schedule.duration, task_duration, "spec.schedule.duration")
     windows = tuple(parse_interval(w, f"spec.schedule.start[{i}]") for i, w in enumerate(spec.schedule.start))
     tolerations = tuple(toleration_from_dict(t) for t in [*spec.tolerations, *extra_tolerations])
     r = spec.resources
     if r is None and pods is None:
         raise UnitError("spec.resources", "is required unless executable.type is a Helm chart")
     if r is not None:  # units checked for charts too (there they are caps)
-        cpu = _range(r.cores, parse_cpu, "spec.resources.cores")
-        memory = _range(r.memory, parse_memory, "spec.resources.memory")
+        cpu = _range(r.cores, task_cores, "spec.resources.cores")
+        memory = _range(r.memory, task_memory, "spec.resources.memory")
         gpu = _range(r.gpus, parse_count, "spec.resources.gpus") if r.gpus else Range(0, 0)
     if pods is not None:
         return Request(duration=duration, windows=windows or None, node_selector=dict(spec.node_selector),
