@@ -15,16 +15,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import BaseModel, ValidationError
+
+from execplanner.api.ivoa import EB_DOCKER, EB_SIMPLE_COMPUTE, NOTE_CONTAINER, NOTE_TYPES, AcceptsRequest
+from execplanner.api.ivoa import OfferSetRequest as OfferSetBody
 from execplanner.api.plan import CONTAINER_TYPES, HELM_TYPES, PlanSpec
 from execplanner.api.units import task_cores, task_duration, task_memory, task_memory_gib
-from execplanner.engine import (Range, Request, UnitError, format_cpu, format_duration, format_memory,
-                                parse_duration, parse_interval)
+from execplanner.engine import (Range, Request, UnitError, format_cpu, format_duration, format_memory, parse_duration,
+                                parse_interval)
 from execplanner.engine.specs import check_units
 
-NOTE_CONTAINER, NOTE_HELM = "uri://docker-container", "uri://kubernetes-helm"
-NOTE_TYPES = {NOTE_CONTAINER: "docker-container", NOTE_HELM: "helm-chart"}
-EB_DOCKER = "https://www.purl.org/ivoa.net/EB/schema/types/executables/docker-container-1.0.yaml"
-EB_SIMPLE_COMPUTE = "https://www.purl.org/ivoa.net/EB/schema/types/resources/compute/simple-compute-1.0.yaml"
 MAX_CORES = 100_000   # beyond these a request is a typo, not a question
 MAX_MEMORY = 2 ** 50  # 1 PiB
 MAX_DURATION = 366 * 86400
@@ -36,6 +36,35 @@ class BadRequest(ValueError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
         self.field, self.message = field, message
+
+
+def _shaped(model: type[BaseModel], body: dict[str, Any]) -> None:
+    """The body has the shape the API's wire model (api/ivoa.py, also the OpenAPI document's
+    schema) gives it; the first difference is refused, named as the client spelt it. What a
+    shape cannot say (units, sizes, which combinations run here) is read below."""
+    try:
+        model.model_validate(body)
+    except ValidationError as e:
+        error = e.errors()[0]
+        field = _where(body, error)
+        if error["type"] == "extra_forbidden":
+            raise BadRequest(field, "is not a field this service knows") from None
+        raise BadRequest(field or "body", error["msg"][0].lower() + error["msg"][1:]) from None
+
+
+def _where(body: Any, error: dict[str, Any]) -> str:
+    """An error's location as a field name, as far as the client's body goes (pydantic adds the
+    union member it tried, such as `str`); a missing field is named too."""
+    parts, node = [], body
+    for part in error["loc"]:
+        if isinstance(node, dict) and part in node or isinstance(node, list) and isinstance(part, int):
+            parts.append(f"[{part}]" if isinstance(part, int) else f".{part}")
+            node = node[part] if not isinstance(node, list) or part < len(node) else None
+        else:
+            if error["type"] == "missing" and isinstance(node, dict):
+                parts.append(f".{part}")
+            break
+    return "".join(parts).lstrip(".")
 
 
 def _obj(value: Any, field: str) -> dict[str, Any]:
@@ -111,6 +140,7 @@ def read_note_task(body: Any, default_duration: int) -> NoteTask:
                         "minstartup", "maxstartup"}
     if unknown:
         raise BadRequest(f"resources.{sorted(unknown)[0]}", "is not a resource this service knows")
+    _shaped(AcceptsRequest, body)
     cores = _range(r.get("mincores"), r.get("maxcores"), task_cores, "resources", MAX_CORES * 1000,
                    "resources.mincores", "resources.maxcores") or Range(1000, 1000)
     memory = _range(r.get("minmemory"), r.get("maxmemory"), task_memory, "resources", MAX_MEMORY,
@@ -166,6 +196,7 @@ def read_offerset(body: Any, default_count: int) -> OfferSetRequest:
             raise BadRequest("executable.type", "helm charts are booked through POST /offersets with type "
                              "'uri://kubernetes-helm' only once chart support is configured")
         raise BadRequest("executable.type", f"{etype!r} is not run here (known: {EB_DOCKER})")
+    _shaped(OfferSetBody, body)
     if exe.get("privileged") not in (None, False):
         raise BadRequest("executable.privileged", "privileged containers are refused")
     image = _image(exe.get("image"))

@@ -17,17 +17,19 @@ from typing import Any
 
 from aiohttp import web
 
+from execplanner.api import ivoa
 from execplanner.cluster import allowlist, charts
-from .. import chartsize, tasks
 from execplanner.engine import OfferResult, format_cpu, format_duration, format_instant, format_memory
+
+from .. import chartsize, tasks
 from .common import Problem, answer, base_url, caller, costly_caller, read_body, service
 
 routes = web.RouteTableDef()
-SERVICE_TYPES = {tasks.NOTE_CONTAINER: "uri://docker-uws", tasks.NOTE_HELM: "uri://kubernetes-helm"}
+SERVICE_TYPES = {ivoa.NOTE_CONTAINER: "uri://docker-uws", ivoa.NOTE_HELM: "uri://kubernetes-helm"}
 
 
 def _endpoint(request: web.Request, tasktype: str) -> str:
-    return base_url(request) + ("/uws/jobs" if tasktype == tasks.NOTE_CONTAINER else "/offersets")
+    return base_url(request) + ("/uws/jobs" if tasktype == ivoa.NOTE_CONTAINER else "/offersets")
 
 
 @routes.get("/accepts")
@@ -56,7 +58,7 @@ async def accepts_task(request: web.Request) -> web.Response:
     now = int(time.time())
     namespace = who.namespace if who else None
     question, footprint = tasks.note_request(task, now), None
-    if not refused and task.tasktype == tasks.NOTE_HELM:
+    if not refused and task.tasktype == ivoa.NOTE_HELM:
         ref, values = _chart_ref(task), _values(task)
         _may_fetch(svc, who, task, ref, values, namespace or "default")
         try:  # a chart's footprint (every pod it would create) is what is planned, per node
@@ -106,7 +108,7 @@ async def _may_ask(request: web.Request):
 def _refused(task: tasks.NoteTask) -> str | None:
     """Why the task is not run here, as an answer (NO with the reason); images only: a chart
     that may not be fetched is refused outright (_may_fetch)."""
-    if task.tasktype == tasks.NOTE_CONTAINER:
+    if task.tasktype == ivoa.NOTE_CONTAINER:
         return allowlist.image_allowed(str(task.taskinfo["image"]))
     return None
 

@@ -16,12 +16,13 @@ from typing import Any
 from aiohttp import web
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from execplanner.api import ivoa
+from execplanner.engine import format_duration, parse_instant
+
 from .. import tasks
 from ..cache import OFFERSET_LABEL, OWNER_ANNOTATION, session_uuid
-from execplanner.engine import format_duration, parse_instant
 from ..identity import Identity
-from .common import (Problem, answer, base_url, caller, costly_caller, not_found, read_body, service,
-                     with_site_defaults)
+from .common import Problem, answer, base_url, caller, costly_caller, not_found, read_body, service, with_site_defaults
 from .kubeerrors import api_problem
 
 routes = web.RouteTableDef()
@@ -102,7 +103,7 @@ def session_doc(base: str, plan: dict[str, Any], offer: dict[str, Any], now: int
         "state": state,
         "executable": _executable(plan),
         "resources": {"compute": [{
-            "type": tasks.EB_SIMPLE_COMPUTE,
+            "type": ivoa.EB_SIMPLE_COMPUTE,
             "cores": {"requested": spec["resources"]["cores"], "offered": {"min": offer["cores"], "max": offer["cores"]}},
             "memory": {"requested": spec["resources"]["memory"],
                        "offered": {"min": offer["memory"], "max": offer["memory"]}},

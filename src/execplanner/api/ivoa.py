@@ -100,12 +100,12 @@ class Image(Wire):
 
 
 class BrokerExecutable(Wire):
-    """The container to run."""
-    type: Literal[EB_DOCKER]
+    """The container to run (the draft's type URI; the note's and the CRD's names are read too)."""
+    type: Literal[EB_DOCKER, "uri://docker-container", "docker-container"]
     image: str | Image
     privileged: bool | None = None
     entrypoint: str | list[str] | None = None
-    environment: dict[str, str] | None = None
+    environment: dict[str, str | int | float | bool] | None = None
 
 
 class MinMax(Wire):

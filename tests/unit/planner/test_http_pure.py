@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from execplanner.api import ivoa
 from execplanner.planner import tasks
 from execplanner.planner.http.broker import offerset_result, session_state
 from execplanner.planner.http.uws import job_phase
@@ -59,13 +60,13 @@ def test_uws_phases_follow_the_plan(p, phase):
 
 def test_offerset_request_becomes_a_manual_plan():
     req = tasks.read_offerset({
-        "name": "gaia", "executable": {"type": tasks.EB_DOCKER, "image": {"name": "ghcr.io/x/y", "tag": "1.0"},
+        "name": "gaia", "executable": {"type": ivoa.EB_DOCKER, "image": {"name": "ghcr.io/x/y", "tag": "1.0"},
                                        "entrypoint": ["run"], "environment": {"A": 1}},
-        "resources": {"compute": [{"type": tasks.EB_SIMPLE_COMPUTE, "cores": {"requested": {"min": 2, "max": 8}},
+        "resources": {"compute": [{"type": ivoa.EB_SIMPLE_COMPUTE, "cores": {"requested": {"min": 2, "max": 8}},
                                    "memory": {"requested": {"min": 4, "max": "16Gi"}}}]},
         "schedule": {"requested": {"duration": "PT2H", "start": ["2026-11-24T15:00:00Z/PT2H"]}}}, 3)
     spec = req.spec
-    assert spec["executable"] == {"type": tasks.EB_DOCKER, "image": "ghcr.io/x/y:1.0", "command": ["run"],
+    assert spec["executable"] == {"type": ivoa.EB_DOCKER, "image": "ghcr.io/x/y:1.0", "command": ["run"],
                                   "env": [{"name": "A", "value": "1"}]}
     assert spec["resources"] == {"cores": {"min": "2", "max": "8"}, "memory": {"min": "4Gi", "max": "16Gi"}}
     assert spec["schedule"] == {"duration": {"min": "PT2H", "max": "PT2H"}, "start": ["2026-11-24T15:00:00Z/PT2H"]}
@@ -73,7 +74,7 @@ def test_offerset_request_becomes_a_manual_plan():
 
 
 def test_minimal_asks_for_the_minimum():
-    req = tasks.read_offerset({"executable": {"type": tasks.EB_DOCKER, "image": "x"}, "resources": {"compute": [
+    req = tasks.read_offerset({"executable": {"type": ivoa.EB_DOCKER, "image": "x"}, "resources": {"compute": [
         {"cores": {"requested": {"min": 2, "max": 8, "minimal": True}}}]}}, 1)
     assert req.spec["resources"]["cores"] == {"min": "2", "max": "2"}
 
@@ -114,3 +115,20 @@ def test_static_tokens(tmp_path):
     for bad in ("Bearer nope", "Basic abc123", "Bearer "):
         with pytest.raises(Unauthorized):
             asyncio.run(auth.identify(bad))
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"tasktype": "uri://docker-container", "taskinfo": {"image": "x", "values": [1]}}, "taskinfo.values"),
+    ({"tasktype": "uri://docker-container", "taskinfo": "busybox"}, "taskinfo"),
+])
+def test_note_tasks_are_shaped_by_the_wire_model(body, field):
+    with pytest.raises(tasks.BadRequest) as e:
+        tasks.read_note_task(body, 3600)
+    assert e.value.field == field
+
+
+def test_offer_sets_are_shaped_by_the_wire_model():
+    body = {"executable": {"type": ivoa.EB_DOCKER, "image": "busybox", "environment": {"A": ["not", "text"]}}}
+    with pytest.raises(tasks.BadRequest) as e:
+        tasks.read_offerset(body, 1)
+    assert e.value.field == "executable.environment.A"
