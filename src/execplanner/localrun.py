@@ -30,17 +30,26 @@ class Cluster:
     server: str
     ca: str
     nodes: dict[str, str]  # the fake nodes' shape: nodes, node_cpu, node_memory, node_pods, gpu_nodes, gpu_per_node
+    name: str = "cluster"  # EXECPLANNER_CLUSTER
+    slot: int = 0          # its ports' offset / 100
+
+
+def cluster(name: str | None = None) -> Cluster:
+    """Where a local control plane's files are: the one EXECPLANNER_CLUSTER names (docs/
+    local-cluster.md), read when asked, so a test can work with several."""
+    return _cluster(name or os.environ.get("EXECPLANNER_CLUSTER") or "cluster")
 
 
 @cache
-def cluster() -> Cluster:
-    """Where the local control plane's files are: asked of cluster/env.sh, so the two never disagree."""
+def _cluster(name: str) -> Cluster:
+    """Asked of cluster/env.sh, so the two never disagree."""
     script = (f'. "{ROOT}/cluster/env.sh"; echo "$kubeconfig"; echo "$k8s_bin/kubectl"; echo "$helm_bin/helm"; '
               'echo "https://127.0.0.1:$APISERVER_PORT"; echo "$pki/ca.crt"; '
-              'echo "$NODES $NODE_CPU $NODE_MEMORY $NODE_PODS $GPU_NODES $GPU_PER_NODE"')
-    out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True).stdout.split("\n")
+              'echo "$NODES $NODE_CPU $NODE_MEMORY $NODE_PODS $GPU_NODES $GPU_PER_NODE"; echo "$slot"')
+    env = {**os.environ, "EXECPLANNER_CLUSTER": name}
+    out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True, env=env).stdout.split("\n")
     shape = dict(zip(("nodes", "node_cpu", "node_memory", "node_pods", "gpu_nodes", "gpu_per_node"), out[5].split()))
-    return Cluster(*out[:5], nodes=shape)
+    return Cluster(*out[:5], nodes=shape, name=name, slot=int(out[6]))
 
 
 def kubectl(*args: str, input: str | None = None) -> str:
@@ -296,15 +305,38 @@ def from_chart(release: str, namespace: str, directory: Path, **overrides: str) 
     return processes[0], processes[1]  # type: ignore[return-value]
 
 
+def dev_issuer() -> JwksServer | None:
+    """The development issuer's JWKS on its port; None when a running one serves the same keys
+    there already (a second `make planner`, for another local cluster, shares it, as the sites
+    of a federation share one sign-on)."""
+    import json
+
+    from execplanner import devidentity
+    document = devidentity.jwks(devidentity.private_key())
+    try:
+        return JwksServer(document, port=devidentity.JWKS_PORT)
+    except OSError:
+        url = f"http://127.0.0.1:{devidentity.JWKS_PORT}/jwks.json"
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if json.load(r) == document:
+                    return None
+        except (OSError, ValueError):
+            pass
+        raise RuntimeError(f"port {devidentity.JWKS_PORT} is taken by something other than the development issuer "
+                           "(EXECPLANNER_DEV_JWKS_PORT picks another)") from None
+
+
 def planner_main() -> None:
     """`make planner`: the planner in the foreground on PLANNER_PORT (8080), with its own
     credentials, accepting the development issuer's tokens (`make token USER=name`)."""
     import tempfile
 
     from execplanner import devidentity
-    jwks = JwksServer(devidentity.jwks(devidentity.private_key()), port=devidentity.JWKS_PORT)
-    port = os.environ.get("PLANNER_PORT", "8080")
-    env = {**devidentity.planner_env(jwks.port), "EXECPLANNER_PLANNER_PORT": port, **_local_charts()}
+    jwks = dev_issuer()
+    # 8080 for the default cluster; another local cluster's planner beside it on 8080 + 100 x slot
+    port = os.environ.get("PLANNER_PORT") or str(8080 + 100 * cluster().slot)
+    env = {**devidentity.planner_env(devidentity.JWKS_PORT), "EXECPLANNER_PLANNER_PORT": port, **_local_charts()}
     pl = planner(Path(tempfile.mkdtemp(prefix="execplanner-planner-")), **env)
     print(f"planner: http://127.0.0.1:{port} as {PLANNER_SA[0]}/{PLANNER_SA[1]}; tokens: make token USER=<name>; "
           "Ctrl-C stops it", file=sys.stderr)
@@ -316,7 +348,8 @@ def planner_main() -> None:
         proc.terminate()
         sys.exit(proc.wait())
     finally:
-        jwks.close()
+        if jwks is not None:
+            jwks.close()
 
 
 def main() -> None:
