@@ -9,8 +9,8 @@ PY := $(VENV)/bin/python
 VENV_STAMP := $(VENV)/.installed-$(shell cat pyproject.toml setup.py | sha1sum | cut -c1-12)
 
 .PHONY: help venv crds build cluster cluster-down cluster-purge kubeconfig demo test test-unit \
-        test-integration bench-engine bench-operator bench-booking bench-floor bench-planner bench-start bench-peers operator planner token
-.PHONY: image chart-lint
+        test-integration bench-engine bench-operator bench-booking bench-floor bench-planner bench-start bench-peers chaos operator planner token
+.PHONY: image chart-lint browser test-browser
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -18,7 +18,7 @@ help: ## list the targets
 $(VENV_STAMP): pyproject.toml setup.py
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(PY) -m pip install -q -e '.[test]'
 	@rm -rf build $(VENV)/.installed-* && touch $@
 
 venv: $(VENV_STAMP) ## the Python environment (.venv) with execplanner installed editable
@@ -41,9 +41,19 @@ kubeconfig: ## print the admin kubeconfig's path
 demo: venv cluster ## run the main job end to end
 	$(PY) -m execplanner.demo
 
-test: venv ## unit tests, then integration tests against the local control plane
+test: venv browser ## unit tests, then integration tests against the local control plane, then the web page's in Chromium
 	@cluster/up.sh || { echo "make test: the local control plane could not be started (see above); integration tests cannot run" >&2; exit 1; }
 	$(PY) -m pytest tests/unit tests/integration
+	$(MAKE) --no-print-directory test-browser
+
+# The browser tests run in a pytest session of their own: they start their own operator and
+# planner, which must not run beside the integration tests' ones.
+test-browser: venv browser ## the web page's tests in headless Chromium (Debian's chromium, installed if missing)
+	@cluster/up.sh || { echo "make test-browser: the local control plane could not be started (see above)" >&2; exit 1; }
+	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(PY) -m pytest tests/browser
+
+browser: ## install Chromium for the browser tests from Debian's chromium package (apt-get), if missing
+	@tests/browser/install-chromium.sh >/dev/null
 
 crds: venv ## generate crds/ (the Helm chart links to it) from the API's models in src/execplanner/api
 	$(PY) -m execplanner.api.crds --out crds
@@ -70,10 +80,16 @@ bench-start: venv cluster ## start-on-time bench (plans vs bare Jobs, API writes
 	@if [ "$(BENCH_REUSE_CLUSTER)" != 1 ]; then cluster/down.sh --purge && cluster/up.sh; fi
 	$(PY) bench/start_bench.py
 
+bench-federation: venv ## federated /accepts (three sites, one slow) against one site's, JSON lines; its own cluster
+	$(PY) bench/federation_bench.py
+
 PEER ?= kueue
 bench-peers: venv ## side by side with a peer on the same work: PEER=kueue or PEER=slurm (builds or installs the peer; its own cluster)
 	@case "$(PEER)" in kueue|slurm) ;; *) echo "make bench-peers: PEER must be kueue or slurm, not '$(PEER)'" >&2; exit 2;; esac
 	$(PY) bench/peers_$(PEER).py
+
+chaos: venv ## faults with nothing lost (operator kills, API server and etcd restarts, lost nodes; one JSON line) on a cluster of its own, purged at the end; CHAOS_SEED, CHAOS_PLANS
+	$(PY) bench/chaos.py
 
 IMAGE ?= execplanner:dev
 image: ## build the container image (needs a Docker engine; this project's machine has none)

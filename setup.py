@@ -12,4 +12,4 @@ for name, folder in ROOTS.items():
     packages.append(name)
     packages += [f"{name}.{sub}" for sub in find_packages(folder)]
 
-setup(packages=packages, package_dir=ROOTS, package_data={"execplanner": ["py.typed"]})
+setup(packages=packages, package_dir=ROOTS, package_data={"execplanner": ["py.typed"], "execplanner.planner": ["web/*"]})

@@ -61,5 +61,8 @@ class ContainerTask:
             await kube.delete("Pod", plan.namespace, children.child_name(plan.run_name))
         seen.task_made = False
 
+    async def final_status(self, plan: Plan, spec: PlanSpec, completed: bool) -> tuple[dict, str]:
+        return {}, ""
+
     async def cleanup(self, plan: Plan) -> None:
         """Nothing outlives the plan but the finished pod (its log), removed with the plan."""

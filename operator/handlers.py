@@ -30,7 +30,7 @@ from execplanner.engine import Conflict
 from . import booking, kube, plans
 from .children import owner_ref
 from .settings import Settings
-from .state import ChartPod, JobView, State, TaskPod
+from .state import ChartPod, JobView, PlanChildren, State, TaskPod
 from .timerqueue import TimerQueue
 
 GROUP, VERSION = kube.GROUP, kube.VERSION
@@ -177,6 +177,8 @@ def _apply_pod(st: State, type: str, pod: Mapping[str, Any]) -> None:
     seen = st.of(uid)
     if pod_labels.get(labels.WORKLOAD):  # a chart task's pod (the post-renderer labels them)
         _chart_pod(seen.chart_pods, pod, gone)
+    elif pod_labels.get(labels.SESSION, "").isdigit():  # an interactive notebook's session
+        _session_pod(seen, int(pod_labels[labels.SESSION]), pod, gone)
     elif pod_labels.get(labels.ROLE) == labels.ROLE_TASK:
         if gone:
             seen.task_pod, seen.task_made, seen.task_gone = None, False, True
@@ -195,6 +197,17 @@ def _task_pod(pod: Mapping[str, Any]) -> TaskPod:
     return TaskPod(pod["metadata"]["name"], status.get("phase") or "Pending", (pod.get("spec") or {}).get("nodeName"),
                    terminated.get("exitCode"), status.get("reason") if deadline else terminated.get("reason"),
                    status.get("message") if deadline else terminated.get("message"), deadline)
+
+
+def _session_pod(seen: PlanChildren, session: int, pod: Mapping[str, Any], gone: bool) -> None:
+    if gone:
+        seen.session_pods.pop(session, None)
+        seen.session_uids.pop(session, None)
+        seen.sessions_made.discard(session)
+        seen.sessions_gone.add(session)
+    else:
+        seen.session_pods[session] = _task_pod(pod)
+        seen.session_uids[session] = pod["metadata"]["uid"]
 
 
 def _chart_pod(pods: dict[str, ChartPod], pod: Mapping[str, Any], gone: bool) -> None:

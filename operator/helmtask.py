@@ -310,4 +310,7 @@ class HelmTask:
     async def stop(self, plan: Plan) -> None:
         await uninstall(plan)
 
+    async def final_status(self, plan: Plan, spec: PlanSpec, completed: bool) -> tuple[dict, str]:
+        return {}, ""
+
     cleanup = stop

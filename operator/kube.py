@@ -48,13 +48,22 @@ def batch() -> client.BatchV1Api:
 
 
 async def create(obj: dict[str, Any]) -> dict[str, Any] | None:
-    """Create `obj` (a Pod, Job or TaskRun) and return it as created; None if it already
-    exists (a repeated step). Pods and Jobs come back as sent plus their metadata, without
-    deserialising the whole response into client models (costly on the event loop)."""
+    """Create `obj` (a Pod, Job, TaskRun, or a notebook's Service, Secret or ConfigMap) and
+    return it as created; None if it already exists (a repeated step). All but TaskRuns come
+    back as plain JSON, without deserialising the whole response into client models (costly
+    on the event loop). A Secret's response is not returned: the operator never reads one."""
     ns, kind = obj["metadata"]["namespace"], obj["kind"]
     try:
         if kind == "Pod":
             resp = await core().create_namespaced_pod(ns, obj, _preload_content=False)
+        elif kind == "Service":
+            resp = await core().create_namespaced_service(ns, obj, _preload_content=False)
+        elif kind == "ConfigMap":
+            resp = await core().create_namespaced_config_map(ns, obj, _preload_content=False)
+        elif kind == "Secret":
+            resp = await core().create_namespaced_secret(ns, obj, _preload_content=False)
+            resp.release()
+            return {"metadata": {"name": obj["metadata"]["name"], "namespace": ns}}
         elif kind == "Job":
             resp = await batch().create_namespaced_job(ns, obj, _preload_content=False)
         elif kind == "TaskRun":
@@ -85,6 +94,33 @@ async def delete(kind: str, namespace: str, name: str) -> None:
     except ApiException as e:
         if e.status != 404:
             raise
+
+
+async def pod_meta(namespace: str, name: str) -> dict[str, Any] | None:
+    """A pod's metadata (uid, labels), or None if it is gone."""
+    try:
+        resp = await core().read_namespaced_pod(name, namespace, _preload_content=False)
+    except ApiException as e:
+        if e.status == 404:
+            return None
+        raise
+    body = json.loads(await resp.read())
+    resp.release()
+    return body["metadata"]
+
+
+async def pod_log(namespace: str, name: str, container: str, limit_bytes: int) -> bytes | None:
+    """The first `limit_bytes` of a container's log, or None if the pod is gone."""
+    try:
+        resp = await core().read_namespaced_pod_log(name, namespace, container=container, limit_bytes=limit_bytes,
+                                                    _preload_content=False)
+    except ApiException as e:
+        if e.status == 404:
+            return None
+        raise
+    data = await resp.read()
+    resp.release()
+    return data
 
 
 async def patch_status(plural: str, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any] | None:

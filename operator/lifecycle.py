@@ -29,6 +29,7 @@ class Task(str, Enum):
     FAILED = "failed"        # a pod or Job failed (or, for a chart, never all ran)
     TIMED_OUT = "timed_out"  # stopped by the cluster at the booking's end
     GONE = "gone"            # made, then deleted by someone else before it finished
+    PARTIAL = "partial"      # some of its objects were made, not all (a crash between them): launch again
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,8 @@ def decide(phase: str, start: int, end: int, now: int, lead: int, seen: Observat
     if task is Task.GONE or (task is Task.ABSENT and phase == "Running"):
         return Finish("Failed", "TaskLost", "the task's pod was deleted before it finished", "ERROR", exit_code=1,
                       stop=True, warning=True)
+    if task is Task.PARTIAL and now < end:
+        return Launch()  # (idempotent: what exists is kept)
     if now >= end:
         if task is Task.ABSENT:
             return Finish("Failed", "BookingMissed", "the booking ended before its task could start", None)

@@ -67,10 +67,12 @@ class Plan:
 
     async def transition(self, phase: str, reason: str, message: str, *, booking_: Any = KEEP, offers: Any = KEEP,
                          task_run: Any = KEEP, condition: tuple[str, str] | None = None, warning: bool = False,
-                         event: bool = True) -> None:
-        """Write the next phase (and what goes with it) to status, then tell people (an Event,
-        unless `event` is False: Running follows the pods, which say so themselves)."""
-        status: dict[str, Any] = {"phase": phase, "message": message, "observedGeneration": self.generation}
+                         event: bool = True, extra: dict[str, Any] | None = None) -> None:
+        """Write the next phase (and what goes with it, and `extra` status fields) to status, then
+        tell people (an Event, unless `event` is False: Running follows the pods, which say so
+        themselves)."""
+        status: dict[str, Any] = {**(extra or {}), "phase": phase, "message": message,
+                                  "observedGeneration": self.generation}
         if booking_ is not KEEP:
             status["booking"] = booking_
         if offers is not KEEP:

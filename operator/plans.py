@@ -196,7 +196,7 @@ async def _run(plan: Plan, spec: PlanSpec, kind: TaskKind) -> float | None:
             await kind.launch(plan, spec, t)
         except LaunchFailed as e:
             await _finish(plan, kind, lifecycle.Finish("Failed", e.reason, e.message, "ERROR", exit_code=1,
-                                                       stop=True, warning=True))
+                                                       stop=True, warning=True), spec)
             return None
         return 0  # (the step after a launch waits for its pods)
     if isinstance(step, lifecycle.MarkRunning):
@@ -204,7 +204,7 @@ async def _run(plan: Plan, spec: PlanSpec, kind: TaskKind) -> float | None:
             plan.run_status("EXECUTING", startTime=format_instant(t), **_log(kind, plan, spec, t)),
             plan.transition("Running", "Running", step.message, task_run=plan.run_name, event=False))
         return 0
-    await _finish(plan, kind, step)
+    await _finish(plan, kind, step, spec)
     return None
 
 
@@ -213,17 +213,20 @@ def _log(kind: TaskKind, plan: Plan, spec: PlanSpec, t: int) -> dict[str, Any]:
     return {"log": {"pod": pod, "container": "task"}} if pod else {}
 
 
-async def _finish(plan: Plan, kind: TaskKind, step: lifecycle.Finish) -> None:
-    """Record how the run ended (stopping the task first if it may still run), then release."""
+async def _finish(plan: Plan, kind: TaskKind, step: lifecycle.Finish, spec: PlanSpec) -> None:
+    """Record how the run ended (stopping the task first if it may still run, keeping what it
+    left behind), then release."""
     if step.stop:
         await kind.stop(plan)
+    extra, note = await kind.final_status(plan, spec, completed=step.phase == "Completed")
+    message = f"{step.message}; {note}" if note else step.message
     if step.run_phase:
-        fields: dict[str, Any] = {"endTime": format_instant(now()), "reason": step.reason, "message": step.message}
+        fields: dict[str, Any] = {"endTime": format_instant(now()), "reason": step.reason, "message": message}
         if step.exit_code is not None:
             fields["exitCode"] = step.exit_code
         await plan.run_status(step.run_phase, **fields)
-    await plan.transition(step.phase, step.reason, step.message,
-                          task_run=plan.run_name if step.run_phase else KEEP, warning=step.warning)
+    await plan.transition(step.phase, step.reason, message,
+                          task_run=plan.run_name if step.run_phase else KEEP, warning=step.warning, extra=extra)
     await cleanup(plan, kind)
 
 
@@ -233,7 +236,8 @@ async def _stop(plan: Plan, spec: PlanSpec, kind: TaskKind, phase: str, reason: 
     await kind.stop(plan)
     if launched:
         await plan.run_status("ABORTED", endTime=format_instant(now()), reason=reason, message=message)
-    await plan.transition(phase, reason, message)
+    extra, _ = await kind.final_status(plan, spec, completed=False)
+    await plan.transition(phase, reason, message, extra=extra)
     await cleanup(plan, kind)
 
 

@@ -25,3 +25,6 @@ class Settings(BaseSettings):
     horizon_days: int = Field(7, ge=1, description="How far ahead to look when a plan gives no start window.")
     health_port: int = Field(8081, ge=0, description="kopf's liveness endpoint on 127.0.0.1 (0: off).")
     task_tolerations: list[dict] = Field(default_factory=list, description="Extra tolerations for task pods (JSON).")
+    notebook_image: str = Field("quay.io/jupyter/base-notebook:2024-05-27", min_length=1, description=(
+        "Image of a notebook task's server when its plan names none (needs python, jupyter lab and jupyter "
+        "nbconvert, as the Jupyter Docker Stacks' images have); the allowlist applies to it as to any image."))

@@ -5,11 +5,15 @@
                                           (idempotent; raises LaunchFailed when it cannot)
     observe(plan, spec, now) -> Observation   what the watches saw (lifecycle.Task)
     stop(plan)                            stop whatever of it runs (idempotent)
+    final_status(plan, spec, completed) -> (fields, note)
+                                          status fields the final phase carries (a batch
+                                          notebook's result; an interactive one's endpoints
+                                          removed) and a note for its message
     cleanup(plan)                         remove what must not outlive the plan's run
 """
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from execplanner.api.plan import PlanSpec
 from execplanner.engine import Request
@@ -17,6 +21,7 @@ from execplanner.engine import Request
 from .container import ContainerTask
 from .helmtask import HelmTask
 from .lifecycle import LaunchFailed, Observation
+from .notebook import BatchNotebookTask, NotebookTask
 from .planrecord import Plan
 
 __all__ = ["TaskKind", "LaunchFailed", "kind_of"]
@@ -27,11 +32,17 @@ class TaskKind(Protocol):
     async def launch(self, plan: Plan, spec: PlanSpec, now: int) -> None: ...
     def observe(self, plan: Plan, spec: PlanSpec, now: int) -> Observation: ...
     async def stop(self, plan: Plan) -> None: ...
+    async def final_status(self, plan: Plan, spec: PlanSpec, completed: bool) -> tuple[dict[str, Any], str]: ...
     async def cleanup(self, plan: Plan) -> None: ...
 
 
-CONTAINER, HELM = ContainerTask(), HelmTask()
+CONTAINER, HELM, NOTEBOOK, BATCH_NOTEBOOK = ContainerTask(), HelmTask(), NotebookTask(), BatchNotebookTask()
 
 
 def kind_of(spec: PlanSpec) -> TaskKind:
-    return HELM if spec.executable.is_helm else CONTAINER
+    exe = spec.executable
+    if exe.is_helm:
+        return HELM
+    if exe.is_notebook:
+        return BATCH_NOTEBOOK if exe.is_batch else NOTEBOOK
+    return CONTAINER

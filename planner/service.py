@@ -73,6 +73,8 @@ async def serve(settings: PlannerSettings, ready: asyncio.Event | None = None) -
         svc.access.flush()
         await svc.cache.stop()
         await svc.kube.api.close()
+        if svc.federation is not None:
+            await svc.federation.close()
 
 
 def main() -> None:

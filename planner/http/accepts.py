@@ -19,17 +19,22 @@ from aiohttp import web
 
 from execplanner.api import ivoa
 from execplanner.cluster import allowlist, charts
-from execplanner.engine import OfferResult, format_cpu, format_duration, format_instant, format_memory
+from execplanner.engine import Offer, OfferResult, format_instant
 
 from .. import chartsize, tasks
 from .common import Problem, answer, base_url, caller, costly_caller, read_body, service
 
 routes = web.RouteTableDef()
-SERVICE_TYPES = {ivoa.NOTE_CONTAINER: "uri://docker-uws", ivoa.NOTE_HELM: "uri://kubernetes-helm"}
+# What a task type is served as: a container by UWS (/uws/jobs); a chart and a notebook through
+# the ExecutionBroker's offer sets (/offersets), a notebook as Jupyter notebook servers, one
+# per session, each with its endpoint (a batch notebook: a UWS job, /uws/jobs, with location).
+NOTEBOOK_SERVICE = "uri://jupyter-notebook"
+SERVICE_TYPES = {ivoa.NOTE_CONTAINER: "uri://docker-uws", ivoa.NOTE_HELM: "uri://kubernetes-helm",
+                 **{name: NOTEBOOK_SERVICE for name in ivoa.NOTEBOOK_NAMES}}
 
 
-def _endpoint(request: web.Request, tasktype: str) -> str:
-    return base_url(request) + ("/uws/jobs" if tasktype == ivoa.NOTE_CONTAINER else "/offersets")
+def _endpoint(request: web.Request, tasktype: str, batch: bool = False) -> str:
+    return base_url(request) + ("/uws/jobs" if tasktype == ivoa.NOTE_CONTAINER or batch else "/offersets")
 
 
 @routes.get("/accepts")
@@ -57,7 +62,9 @@ async def accepts_task(request: web.Request) -> web.Response:
     refused = _refused(task)
     now = int(time.time())
     namespace = who.namespace if who else None
-    question, footprint = tasks.note_request(task, now), None
+    question = tasks.note_request(task, now, svc.settings.accepts_headroom, svc.settings.accepts_duration_headroom,
+                                  svc.settings.horizon_days * 86400)
+    footprint = None
     if not refused and task.tasktype == ivoa.NOTE_HELM:
         ref, values = _chart_ref(task), _values(task)
         _may_fetch(svc, who, task, ref, values, namespace or "default")
@@ -76,29 +83,65 @@ async def accepts_task(request: web.Request) -> web.Response:
         reasons = [r.message for r in result.reasons] or (["no offer fits"] if not result.offers else [])
     body: dict[str, Any] = {**_word(bool(result.offers)), "tasktype": task.tasktype,
                             "servicetype": SERVICE_TYPES[task.tasktype],
-                            "serviceinfo": {"endpoint": _endpoint(request, task.tasktype)}}
-    resources = {"mincores": format_cpu(task.cores.min), "maxcores": format_cpu(task.cores.max),
-                 "minmemory": format_memory(task.memory.min), "maxmemory": format_memory(task.memory.max),
-                 "minduration": format_duration(task.duration.min), "maxduration": format_duration(task.duration.max),
-                 "minstartup": format_duration(task.startup.min), "maxstartup": format_duration(task.startup.max)}
-    if footprint is not None:  # the chart decides its size
-        t = footprint.total
-        resources.update(mincores=format_cpu(t.cpu), maxcores=format_cpu(t.cpu), minmemory=format_memory(t.memory),
-                         maxmemory=format_memory(t.memory))
+                            "serviceinfo": {"endpoint": _endpoint(request, task.tasktype, task.batch)}}
+    offer = result.offers[0] if result.offers else None
+    body["resources"] = _resources(task, offer, footprint, now, question.windows[0][1])  # type: ignore[index]
+    if task.notebook:
+        body["sessions"] = task.sessions
+    if footprint is not None:
         body["footprint"] = footprint.describe()
-    if result.offers:
-        offer = result.offers[0]
-        resources.update(maxcores=format_cpu(offer.cpu), maxmemory=format_memory(offer.memory),
-                         maxduration=format_duration(offer.duration),
-                         minstartup=format_duration(max(0, offer.start - now)))
+    if offer is not None:
         body["start"] = format_instant(offer.start)
         body["nodes"] = sorted({a.node for a in offer.assignments})
     else:
         body["start"] = None
         body.update(_reasons(reasons))
-    body["resources"] = resources
     svc.metrics.answers.labels("accepts", body["responseword"]).inc()
     return answer(request, body)
+
+
+def _resources(task: tasks.NoteTask, offer: Offer | None, footprint: charts.Footprint | None, now: int,
+               latest: int) -> dict[str, Any]:
+    """The answer's resources, as the note writes them: cores as numbers, memory with a unit,
+    durations in the form they were asked in. A YES offers its maxima: as much as is free, up
+    to the maximum asked for (a blank one: the minimum times the planner's headroom); a chart's
+    size is its footprint's. The startup is when the offer starts, from now (`latest`: the
+    latest start looked at)."""
+    asked = task.asked
+    cores_low, memory_low = task.cores.min, task.memory.min
+    cores_high, memory_high, duration_high = task.cores.max, task.memory.max, task.duration.max
+    if footprint is not None:  # the chart decides its size
+        cores_low = cores_high = footprint.total.cpu
+        memory_low = memory_high = footprint.total.memory
+    elif task.sessions > 1:  # a workshop's sessions are each of the minimum (offer.cpu is their sum)
+        cores_high, memory_high = cores_low, memory_low
+    elif offer is not None:
+        cores_high, memory_high = offer.cpu, offer.memory
+    if offer is not None:
+        duration_high = offer.duration
+
+    def form(*names: str) -> str:  # the form of the first of these fields the question gave
+        return tasks.duration_form(*(asked.get(n) for n in names))
+
+    def first(*names: str) -> Any:
+        return next((asked[n] for n in names if asked.get(n) is not None), None)
+
+    if offer is not None:
+        start = max(0, offer.start - now)
+        startup_low, startup_high = start, start if asked.get("maxstartup") is None else task.startup.max
+    else:
+        startup_low, startup_high = task.startup.min, latest - now
+    durations = ("minduration", "maxduration", "minstartup", "maxstartup")
+    return {
+        "mincores": tasks.cores_number(cores_low), "maxcores": tasks.offered_cores(cores_high, cores_low),
+        "minmemory": tasks.memory_text(memory_low, first("minmemory", "maxmemory")),
+        "maxmemory": tasks.memory_text(memory_high, first("maxmemory", "minmemory"), memory_low),
+        "minduration": tasks.duration_text(task.duration.min, form(*durations)),
+        "maxduration": tasks.offered_duration(duration_high, task.duration.min, form("maxduration", *durations),
+                                              first("maxduration", "minduration")),
+        "minstartup": tasks.duration_text(startup_low, form("minstartup", "maxstartup", *durations)),
+        "maxstartup": tasks.duration_text(startup_high, form("maxstartup", "minstartup", *durations)),
+    }
 
 
 async def _may_ask(request: web.Request):
@@ -108,7 +151,7 @@ async def _may_ask(request: web.Request):
 def _refused(task: tasks.NoteTask) -> str | None:
     """Why the task is not run here, as an answer (NO with the reason); images only: a chart
     that may not be fetched is refused outright (_may_fetch)."""
-    if task.tasktype == ivoa.NOTE_CONTAINER:
+    if task.tasktype == ivoa.NOTE_CONTAINER or task.notebook and task.taskinfo.get("image"):
         return allowlist.image_allowed(str(task.taskinfo["image"]))
     return None
 

@@ -9,9 +9,10 @@ import time
 from aiohttp import web
 
 from ..tasks import BadRequest
-from . import accepts, broker, calendar, ops, uws
+from . import accepts, broker, calendar, federation, ops, uws
 from .common import SERVICE, Problem, Service
 from .openapi import routes as openapi_routes
+from .web import routes as page_routes  # the web page (not aiohttp's web)
 
 log = logging.getLogger("execplanner.planner.http")
 
@@ -84,6 +85,7 @@ async def observe(request: web.Request, handler) -> web.StreamResponse:
 def make_app(svc: Service) -> web.Application:
     app = web.Application(middlewares=[observe, errors, warm_up], client_max_size=svc.settings.max_body_bytes)
     app[SERVICE] = svc
-    for module_routes in (ops.routes, accepts.routes, broker.routes, uws.routes, calendar.routes, openapi_routes):
+    for module_routes in (ops.routes, accepts.routes, broker.routes, uws.routes, calendar.routes, federation.routes,
+                          page_routes, openapi_routes):
         app.add_routes(module_routes)
     return app

@@ -1,9 +1,12 @@
 """The IVOA ExecutionBroker: offer sets and sessions.
 
-An offer set is one ExecutionPlan with acceptPolicy Manual; its offers (status.offers) are
-the sessions. The operator holds each offer's capacity until it expires, books the one
-accepted and releases its siblings; this module only translates. Session states follow the
-plan's phase (protocols.md section 4).
+An offer set is one ExecutionPlan with acceptPolicy Manual (a container's or a helm chart's);
+its offers (status.offers) are the sessions. The operator holds each offer's capacity until it
+expires, books the one accepted and releases its siblings; this module only translates. Session
+states follow the plan's phase (protocols.md section 4). The documents are written as the
+draft types them: `requested` as the client sent it (kept on the plan, REQUEST_ANNOTATION),
+`offered` cores and memory as integers (memory in GiB), messages as its MessageItem, and no
+`result` (the draft's is YES or NO) while the offers are being made.
 """
 from __future__ import annotations
 
@@ -17,6 +20,9 @@ from aiohttp import web
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from execplanner.api import ivoa
+from execplanner.api.plan import NOTEBOOK_TYPES
+from execplanner.api.units import GIB, UnitError, parse_cpu, parse_memory
+from execplanner.cluster import allowlist
 from execplanner.engine import format_duration, parse_instant
 
 from .. import tasks
@@ -31,6 +37,9 @@ REQUEST_ANNOTATION = "execplanner.io/request"
 PHASE_STATE = {"Booked": "WAITING", "Starting": "PREPARING", "Running": "RUNNING", "Completed": "COMPLETED",
                "Failed": "FAILED", "Cancelled": "CANCELLED"}
 UPDATES = ("ACCEPTED", "REJECTED", "CANCELLED")
+NOTE_LIMIT = 32 * 1024  # the longest request note kept on a plan
+# The draft's memory units (ComputeUnitsEnum) tried in turn for an offer's memory; GiB is its default.
+MEMORY_UNITS = (("GiB", 2 ** 30), ("GB", 10 ** 9), ("MiB", 2 ** 20), ("MB", 10 ** 6), ("kiB", 2 ** 10), ("kB", 10 ** 3))
 
 
 def plan_name(offerset: str) -> str:
@@ -78,38 +87,107 @@ def _offerset_id(plan: dict[str, Any]) -> str:
     return plan["metadata"]["labels"][OFFERSET_LABEL]
 
 
-def _executable(plan: dict[str, Any]) -> Any:
+def request_note(executable: dict[str, Any], requested: dict[str, Any]) -> str:
+    """What the client sent, kept on the plan (REQUEST_ANNOTATION) for the sessions to echo: the
+    executable and the requested blocks; the executable's environment or values go first when
+    it all would be too long for an annotation."""
+    for exe in (executable, {k: v for k, v in executable.items() if k not in ("environment", "values")},
+                {"type": executable.get("type")}):
+        text = json.dumps({"executable": exe, "requested": requested})
+        if len(text) <= NOTE_LIMIT:
+            return text
+    return json.dumps({"executable": {"type": executable.get("type")}})
+
+
+def _request(plan: dict[str, Any]) -> dict[str, Any]:
     raw = (plan["metadata"].get("annotations") or {}).get(REQUEST_ANNOTATION)
     try:
-        return json.loads(raw)["executable"] if raw else plan["spec"]["executable"]
-    except (ValueError, KeyError, TypeError):
-        return plan["spec"]["executable"]
+        note = json.loads(raw) if raw else {}
+    except ValueError:
+        note = {}
+    return note if isinstance(note, dict) else {}
+
+
+def _executable(plan: dict[str, Any]) -> Any:
+    exe = _request(plan).get("executable")
+    return exe if isinstance(exe, dict) else plan["spec"]["executable"]
+
+
+def _requested(plan: dict[str, Any]) -> dict[str, Any]:
+    """The requested blocks as the client sent them; for a plan made before they were kept,
+    its spec's, in the draft's units (cores and GiB as numbers, the duration in ISO 8601)."""
+    requested = _request(plan).get("requested")
+    if isinstance(requested, dict):
+        return requested
+    spec = plan["spec"]
+    out: dict[str, Any] = {"compute": {}, "schedule": {"duration": (spec["schedule"].get("duration") or {}).get("min"),
+                                                       "start": spec["schedule"].get("start") or []}}
+    resources = spec.get("resources") or {}
+    for what, parse, number in (("cores", parse_cpu, _cores), ("memory", parse_memory, _gib)):
+        if resources.get(what):
+            try:
+                out["compute"][what] = {k: number(parse(v, what)) for k, v in resources[what].items() if v is not None}
+            except UnitError:
+                pass
+    return out
+
+
+def _cores(millicores: int) -> int | float:
+    return millicores // 1000 if millicores % 1000 == 0 else millicores / 1000
+
+
+def _gib(nbytes: int) -> int | float:
+    return nbytes // GIB if nbytes % GIB == 0 else nbytes / GIB
+
+
+def _memory_offered(nbytes: int) -> dict[str, Any]:
+    """Memory as the draft's MinMaxComputeLong: whole GiB (its default unit), else whole numbers
+    of the largest unit that divides it (units: GB, MiB, MB, kiB, kB)."""
+    for unit, size in MEMORY_UNITS:
+        if nbytes % size == 0:
+            out: dict[str, Any] = {"min": nbytes // size, "max": nbytes // size}
+            return out if unit == "GiB" else {**out, "units": unit}
+    return {"min": -(-nbytes // 1024), "max": -(-nbytes // 1024), "units": "kiB"}
+
+
+def _offered(offer: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """An offer's cores and memory as the draft writes them: integers (memory in GiB)."""
+    cores = _cores(parse_cpu(offer["cores"], "cores"))
+    return {"min": cores, "max": cores}, _memory_offered(parse_memory(offer["memory"], "memory"))
+
+
+def message(text: str, level: str = "INFO") -> dict[str, Any]:
+    """A message as the draft writes one (its MessageItem)."""
+    return {"level": level, "message": text}
 
 
 def session_doc(base: str, plan: dict[str, Any], offer: dict[str, Any], now: int) -> dict[str, Any]:
     oid, osid = str(offer["id"]), _offerset_id(plan)
     sid = session_uuid(osid, oid)
-    spec, status = plan["spec"], plan.get("status") or {}
+    status = plan.get("status") or {}
     state = session_state(plan, oid, now)
     start, end = offer["start"], offer["end"]
     lead = 0
     duration = format_duration(parse_instant(end, "end") - parse_instant(start, "start"))
+    requested = _requested(plan)
+    asked = requested.get("compute") or {}
+    cores, memory = _offered(offer)
+    level = "ERROR" if state == "FAILED" else "INFO"
     doc: dict[str, Any] = {
         "uuid": sid, "href": f"{base}/sessions/{sid}",
         "name": (plan["metadata"].get("annotations") or {}).get(NAME_ANNOTATION, plan["metadata"]["name"]),
         "created": plan["metadata"].get("creationTimestamp"),
-        "messages": [status["message"]] if status.get("message") and state not in ("OFFERED",) else [],
+        "messages": [message(status["message"], level)] if status.get("message") and state not in ("OFFERED",) else [],
         "offerset": {"uuid": osid, "href": f"{base}/offersets/{osid}"},
         "state": state,
         "executable": _executable(plan),
         "resources": {"compute": [{
             "type": ivoa.EB_SIMPLE_COMPUTE,
-            "cores": {"requested": spec["resources"]["cores"], "offered": {"min": offer["cores"], "max": offer["cores"]}},
-            "memory": {"requested": spec["resources"]["memory"],
-                       "offered": {"min": offer["memory"], "max": offer["memory"]}},
+            "cores": {**({"requested": asked["cores"]} if "cores" in asked else {}), "offered": cores},
+            "memory": {**({"requested": asked["memory"]} if "memory" in asked else {}), "offered": memory},
         }]},
         "schedule": {
-            "requested": {"duration": spec["schedule"]["duration"], "start": spec["schedule"].get("start") or []},
+            "requested": requested.get("schedule") or {},
             "preparing": {"start": f"{start}/PT{lead}S", "duration": "PT0S"},
             "executing": {"start": f"{start}/PT0S", "duration": duration},
             "releasing": {"start": f"{end}/PT0S", "duration": "PT0S"},
@@ -124,7 +202,27 @@ def session_doc(base: str, plan: dict[str, Any], offer: dict[str, Any], now: int
     if state in ("WAITING", "PREPARING", "RUNNING", "COMPLETED", "FAILED") and status.get("taskRun"):
         doc["taskRun"] = status["taskRun"]
         doc["log"] = f"{base}/sessions/{sid}/log"
+    doc.update(notebook_fields(plan, booked=state in ("WAITING", "PREPARING", "RUNNING", "COMPLETED"),
+                               result_url=f"{base}/sessions/{sid}/result"))
     return doc
+
+
+def notebook_fields(plan: dict[str, Any], booked: bool, result_url: str) -> dict[str, Any]:
+    """A notebook plan's additions to its session (or job): a workshop's `sessions`; once booked,
+    the sessions' `endpoints` (URL, and the Secret's name and key: the planner cannot read the
+    token, and never sends it) and `endpoint`; and a kept batch result's URL."""
+    spec, status = plan.get("spec") or {}, plan.get("status") or {}
+    if (spec.get("executable") or {}).get("type") not in NOTEBOOK_TYPES:
+        return {}
+    out: dict[str, Any] = {"sessions": int(spec.get("sessions") or 1)}
+    if booked and status.get("endpoints"):
+        out["endpoints"] = [{k: e[k] for k in ("session", "url", "secret", "key") if e.get(k) is not None}
+                            for e in status["endpoints"] if isinstance(e, dict)]
+    if booked and status.get("endpoint"):
+        out["endpoint"] = status["endpoint"]
+    if booked and (status.get("result") or {}).get("configMap"):
+        out["result"] = result_url
+    return out
 
 
 def offerset_doc(base: str, plan: dict[str, Any], now: int) -> dict[str, Any]:
@@ -134,15 +232,18 @@ def offerset_doc(base: str, plan: dict[str, Any], now: int) -> dict[str, Any]:
     result = offerset_result(plan)
     messages = []
     if result in ("NO", "PENDING") and status.get("message"):
-        messages.append(status["message"])
+        messages.append(message(status["message"], "WARN" if result == "NO" else "INFO"))
     elif result == "PENDING":
-        messages.append("the offers are being prepared; GET this document again")
+        messages.append(message("the offers are being prepared; GET this document again"))
     expires = min((o["expires"] for o in offers if o.get("expires")), default=None)
     return {
         "uuid": osid, "href": f"{base}/offersets/{osid}",
         "name": (plan["metadata"].get("annotations") or {}).get(NAME_ANNOTATION, plan["metadata"]["name"]),
-        "created": plan["metadata"].get("creationTimestamp"), "expires": expires,
-        "result": result, "messages": messages,
+        "created": plan["metadata"].get("creationTimestamp"),
+        **({"expires": expires} if expires else {}),
+        # The draft's result is YES or NO; while the offers are being prepared it has neither.
+        **({"result": result} if result != "PENDING" else {}),
+        "messages": messages,
         "offers": [session_doc(base, plan, o, now) for o in offers],
     }
 
@@ -186,11 +287,13 @@ async def create_offerset(request: web.Request) -> web.Response:
     body = await read_body(request)
     req = tasks.read_offerset(body, svc.settings.offerset_default_count)
     osid = str(uuid.uuid4())
+    if req.spec["executable"]["type"] == "helm-chart":
+        _may_fetch_chart(req.spec["executable"])
     plan = {
         "apiVersion": "execplanner.io/v1alpha1", "kind": "ExecutionPlan",
         "metadata": {"name": plan_name(osid), "labels": {OFFERSET_LABEL: osid},
                      "annotations": {OWNER_ANNOTATION: who.user, NAME_ANNOTATION: req.name[:253],
-                                     REQUEST_ANNOTATION: json.dumps({"executable": req.executable})[:16384]}},
+                                     REQUEST_ANNOTATION: request_note(req.executable, req.requested)}},
         "spec": with_site_defaults(svc, req.spec),
     }
     try:
@@ -205,6 +308,14 @@ async def create_offerset(request: web.Request) -> web.Response:
     svc.metrics.answers.labels("offersets", "created").inc()
     location = f"{base_url(request)}/offersets/{osid}"
     raise web.HTTPSeeOther(location)
+
+
+def _may_fetch_chart(executable: dict[str, Any]) -> None:
+    """A chart from a source not on the chart allowlist is refused (403, naming the field)
+    before the plan is made; the operator renders the others and sizes the offers by them."""
+    why = allowlist.chart_allowed(executable["chart"], executable.get("repository"))
+    if why:
+        raise Problem(403, why, "executable.repository" if executable.get("repository") else "executable.chart")
 
 
 @routes.get("/offersets")
@@ -319,3 +430,14 @@ async def session_log(request: web.Request) -> web.Response:
     plan, _ = _session(request, who, request.match_info["uuid"])
     from .logs import task_log
     return await task_log(request, plan)
+
+
+@routes.get("/sessions/{uuid}/result")
+async def session_result(request: web.Request) -> web.Response:
+    """A batch notebook's executed notebook, to its owner (application/x-ipynb+json)."""
+    who = await caller(request)
+    plan, offer = _session(request, who, request.match_info["uuid"])
+    if (plan.get("status") or {}).get("booking", {}).get("offer") != str(offer["id"]):
+        raise Problem(404, "this offer was not the one run: it has no result")
+    from .logs import notebook_result
+    return await notebook_result(request, plan)

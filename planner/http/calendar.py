@@ -1,7 +1,8 @@
 """GET /calendar: the bookings per node over the next hours, as the CLI draws them.
 
 Everyone sees every node's capacity and when it is taken (that is what a planner is for);
-only the caller's own bookings carry their plan's name.
+only the caller's own bookings carry their plan's name. Anonymous callers may read it too
+(settings.anonymous_calendar), without any names.
 """
 from __future__ import annotations
 
@@ -22,8 +23,8 @@ def _vector(v) -> dict[str, Any]:
 
 @routes.get("/calendar")
 async def calendar(request: web.Request) -> web.Response:
-    who = await caller(request)
     svc = service(request)
+    who = await caller(request, required=not svc.settings.anonymous_calendar)  # anonymous: nothing is "mine"
     try:
         hours = float(request.query.get("hours", "24"))
     except ValueError:
@@ -43,7 +44,7 @@ async def calendar(request: web.Request) -> web.Response:
         uid = booking.id.split("#", 1)[0]
         key = cache.by_uid.get(uid)
         plan = cache.plans.get(key) if key else None
-        mine = plan is not None and plan["metadata"]["namespace"] == who.namespace
+        mine = plan is not None and who is not None and plan["metadata"]["namespace"] == who.namespace
         phase = ((plan or {}).get("status") or {}).get("phase")
         kind = "held" if booking.expires is not None else ("running" if phase == "Running" else "booked")
         for node_name, vector in booking.per_node.items():

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from ..accesslog import AccessLog
 from ..cache import Cache
+from ..federation import Federation
 from ..chartsize import ChartSizer
 from ..identity import Authenticator, Identity, Unauthorized
 from execplanner.cluster.kube import Kube
@@ -32,10 +33,13 @@ class Service:
     charts: ChartSizer
     access: AccessLog = field(default_factory=AccessLog)
     limiter: RateLimiter | None = None  # None: made from settings.rate_limit_per_minute
+    federation: Federation | None = None  # None: made from settings.sites
 
     def __post_init__(self) -> None:
         if self.limiter is None:
             self.limiter = RateLimiter(self.settings.rate_limit_per_minute)
+        if self.federation is None and self.settings.sites:
+            self.federation = Federation(list(self.settings.sites), self.settings.federation_deadline_seconds)
 
 
 SERVICE = web.AppKey("service", Service)

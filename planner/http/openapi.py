@@ -11,6 +11,7 @@ from pydantic.json_schema import models_json_schema
 from execplanner.api import ivoa
 
 from .uws import PHASES
+from .web import openapi_paths as web_paths
 
 routes = web.RouteTableDef()
 STR = {"type": "string"}
@@ -144,6 +145,16 @@ def document() -> dict[str, Any]:
                                                                       "content": XML}}, params=JOB)},
         "/uws/jobs/{job}/results/log": {"get": _op("The task's log", {"200": {"description": "log",
                                                                              "content": TEXT}}, params=JOB)},
+        "/federation/accepts": {"post": _op(
+            "The question to every configured site (EXECPLANNER_SITES), answers ranked and labelled by site",
+            {"200": {"description": "each site's answer and status", "content": j("FederatedAnswer")}},
+            body=j("AcceptsRequest"))},
+        "/federation/offersets": {"post": _op(
+            "An offer set at every site; the offers ranked by start, each accepted at its own site (its href)",
+            {"200": {"description": "the sites' offers and status", "content": j("FederatedOffers")}},
+            body=j("OfferSetRequest"))},
+        "/federation/sessions": {"get": _op("The caller's sessions at every site", {"200": {
+            "description": "sessions, labelled by site", "content": j("FederatedSessions")}})},
         "/healthz": {"get": _op("Liveness", {"200": {"description": "alive", "content": {
             "application/json": {"schema": {"type": "object"}}}}}, secure=False)},
         "/readyz": {"get": _op("Readiness: every watch has listed", {
@@ -154,6 +165,7 @@ def document() -> dict[str, Any]:
                                                               "content": {"text/plain": {"schema": STR}}}},
                                 secure=False)},
     }
+    paths.update(web_paths(_op, _query, _json))
     return {
         "openapi": "3.1.0",
         "info": {"title": "execplanner planner", "version": "v1alpha1",

@@ -16,6 +16,7 @@ from xml.etree import ElementTree as ET
 from aiohttp import web
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from execplanner.api.notebooks import NOTEBOOK_MEDIA_TYPE
 from execplanner.api.plan import PlanSpec
 
 from execplanner.cluster import allowlist
@@ -26,7 +27,8 @@ from execplanner.engine.specs import plan_request
 from ..identity import Identity
 from .common import Problem, base_url, caller, costly_caller, not_found, service, with_site_defaults
 from .kubeerrors import api_problem
-from .logs import task_log
+from .broker import notebook_fields
+from .logs import notebook_result, task_log
 
 routes = web.RouteTableDef()
 UWS = "http://www.ivoa.net/xml/UWS/v1.0"
@@ -45,12 +47,23 @@ PARAMS_ANNOTATION = "execplanner.io/uws-parameters"
 RUNID_ANNOTATION = "execplanner.io/uws-runid"
 
 
-def job_phase(plan: dict[str, Any]) -> str:
-    """The UWS phase of a job's plan (pure)."""
+def job_phase(plan: dict[str, Any], run: dict[str, Any] | None = None) -> str:
+    """The UWS phase of a job's plan and its TaskRun (pure). A run stopped at the end of its
+    booking, its executionduration, is ABORTED, as UWS 1.1 says ("when the execution duration
+    has been exceeded the service should automatically abort the job"): the TaskRun says so
+    (ABORTED, TimeLimitExceeded) while the plan is Failed. The operator writes the run's end
+    before the plan's, so a Failed plan whose run still shows EXECUTING is EXECUTING a moment
+    longer rather than ERROR."""
     spec, status = plan.get("spec") or {}, plan.get("status") or {}
     phase = status.get("phase") or "Pending"
     if phase == "Pending" and spec.get("suspend"):
         return "PENDING"
+    if phase == "Failed" and run:
+        run_phase = (run.get("status") or {}).get("phase")
+        if run_phase == "ABORTED":
+            return "ABORTED"
+        if run_phase in ("QUEUED", "EXECUTING"):
+            return "EXECUTING"
     return PLAN_PHASE.get(phase, "UNKNOWN")
 
 
@@ -85,7 +98,7 @@ class Job:
         meta = plan["metadata"]
         self.id, self.namespace = meta["name"], meta["namespace"]
         self.run = svc.cache.runs.get((self.namespace, self.id)) or {}
-        self.phase = job_phase(plan)
+        self.phase = job_phase(plan, self.run)
         self.href = f"{base_url(request)}/uws/jobs/{self.id}"
 
     @property
@@ -122,6 +135,21 @@ class Job:
     def has_log(self) -> bool:
         return bool(((self.run.get("status") or {}).get("log") or {}).get("pod"))
 
+    def notebook(self) -> dict[str, Any]:
+        """A notebook job's endpoints (running) and its kept result (batch, completed)."""
+        return notebook_fields(self.plan, booked=self.phase in ("QUEUED", "EXECUTING", "COMPLETED")
+                               and bool(self.status.get("booking")), result_url=f"{self.href}/results/notebook")
+
+    def results(self, parent: ET.Element) -> None:
+        """The job's results: its log, and a batch notebook's executed notebook once kept."""
+        if self.has_log():
+            _el(parent, "result", id="log", **{f"{{{XLINK}}}href": f"{self.href}/results/log",
+                                              f"{{{XLINK}}}type": "simple", "mime-type": "text/plain"})
+        result = self.notebook().get("result")
+        if result:
+            _el(parent, "result", id="notebook", **{f"{{{XLINK}}}href": result, f"{{{XLINK}}}type": "simple",
+                                                    "mime-type": NOTEBOOK_MEDIA_TYPE})
+
     def document(self) -> ET.Element:
         meta, run_status = self.plan["metadata"], self.run.get("status") or {}
         root = _root("job")
@@ -139,10 +167,7 @@ class Job:
         for name, values in self.parameters().items():
             for value in values:
                 _el(params, "parameter", value, id=name)
-        results = _el(root, "results")
-        if self.has_log():
-            _el(results, "result", id="log", **{f"{{{XLINK}}}href": f"{self.href}/results/log",
-                                               f"{{{XLINK}}}type": "simple", "mime-type": "text/plain"})
+        self.results(_el(root, "results"))
         error = self.error()
         if error:
             summary = _el(root, "errorSummary", type="fatal" if self.phase == "ERROR" else "transient",
@@ -154,6 +179,13 @@ class Job:
             b = self.status["booking"]
             ET.SubElement(info, "booking", {"start": b["start"], "end": b["end"], "cores": str(b["cores"]),
                                             "memory": str(b["memory"])})
+        notebook = self.notebook()
+        if notebook:  # a notebook's sessions: where each is reached, and its token's Secret (never the token)
+            ET.SubElement(info, "sessions").text = str(notebook["sessions"])
+            if notebook.get("endpoint"):
+                ET.SubElement(info, "endpoint").text = notebook["endpoint"]
+            for e in notebook.get("endpoints") or []:
+                ET.SubElement(info, "endpoint", {k: str(v) for k, v in e.items() if k != "url"}).text = e.get("url")
         return root
 
 
@@ -271,7 +303,8 @@ async def create_job(request: web.Request) -> web.Response:
     if phase not in (None, "RUN"):
         raise Problem(400, "PHASE at creation may only be RUN", "PHASE")
     spec, kept = tasks.uws_spec(params, svc.settings.uws_default_duration_seconds)
-    refused = allowlist.image_allowed(spec["executable"]["image"])
+    image = spec["executable"].get("image")
+    refused = allowlist.image_allowed(image) if image else None
     if refused:
         raise Problem(403, refused, "image")
     job_id = f"job-{secrets.token_hex(5)}"
@@ -324,7 +357,8 @@ async def _wait(request: web.Request, who: Identity, job: Job, params: dict[str,
         return job
     start_phase = job.phase
     key = (job.namespace, job.id)
-    plan = await svc.cache.wait_plan(key, lambda p: p is None or job_phase(p) != start_phase, wait)
+    plan = await svc.cache.wait_plan(key, lambda p: p is None or job_phase(p, svc.cache.runs.get(key)) != start_phase,
+                                     wait)
     if plan is None:
         raise not_found(f"job {job.id}")
     return Job(request, plan)
@@ -483,9 +517,7 @@ async def get_parameters(request: web.Request) -> web.Response:
 async def get_results(request: web.Request) -> web.Response:
     job = await _job(request, await caller(request))
     root = _root("results")
-    if job.has_log():
-        _el(root, "result", id="log", **{f"{{{XLINK}}}href": f"{job.href}/results/log",
-                                         f"{{{XLINK}}}type": "simple", "mime-type": "text/plain"})
+    job.results(root)
     return _xml(root)
 
 
@@ -493,3 +525,10 @@ async def get_results(request: web.Request) -> web.Response:
 async def get_log(request: web.Request) -> web.Response:
     job = await _job(request, await caller(request))
     return await task_log(request, job.plan)
+
+
+@routes.get("/uws/jobs/{job}/results/notebook")
+async def get_notebook(request: web.Request) -> web.Response:
+    """A batch notebook job's executed notebook (application/x-ipynb+json), to its owner."""
+    job = await _job(request, await caller(request))
+    return await notebook_result(request, job.plan)

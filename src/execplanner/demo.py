@@ -11,8 +11,9 @@
    waiting for the start), one
    too big and refused with the reason, and a helm-chart task (examples/charts/skymap,
    served from a chart repository on loopback) planned pod by pod.
-5. The calendar, the runs completing, a UWS job run over HTTP with its log, and where to
-   look next.
+5. The calendar, the runs completing, a UWS job run over HTTP with its log.
+6. The web page's address, anonymous and with a signed-in link (the development issuer signs
+   the demo's user in), and where to look next.
 """
 from __future__ import annotations
 
@@ -105,14 +106,15 @@ def main() -> int:
     table(rows)
 
     heading("2. execplanner installed by its chart: helm upgrade --install xp-demo helm/execplanner")
-    jwks = localrun.JwksServer(devidentity.jwks(devidentity.private_key()))
+    jwks = devidentity.DevIssuer(devidentity.private_key())  # its JWKS, and the web page's sign-in
     repo = ChartRepo(workdir / "charts")
     values = {
-        "priorityClasses": {"create": True, "hold": f"{RELEASE}-hold", "task": f"{RELEASE}-task"},
+        "priorityClasses": {"create": True, "task": f"{RELEASE}-task"},
         "operator": {"holdLeadSeconds": 20},
         "planner": {"identity": {"jwtIssuer": devidentity.ISSUER, "jwtAudience": devidentity.AUDIENCE,
                                  "jwksUrl": jwks.url},
                     "namespaces": {"map": {USER: DEMO_NS}},
+                    "web": {"oidc": {"authorizationUrl": jwks.authorization_url, "tokenUrl": jwks.token_url}},
                     "taskPodAnnotations": {"pod-complete.stage.kwok.x-k8s.io/delay": "5s"}},
         "allowedChartRepositories": [repo.url],
     }
@@ -153,6 +155,13 @@ def main() -> int:
         print("\n  $ execplanner run --image busybox:1.36 --cores 1 --duration 1m -- echo hello   (a UWS job)",
               flush=True)
         cli.main(["run", "--image", "busybox:1.36", "--cores", "1", "--duration", "1m", *http, "--", "echo", "hello"])
+
+        heading("6. The web page: the calendar, the question, booking and your bookings (docs/web.md)")
+        print(f"  {pl.url}/                    anyone: capacity over time, no names; ask \"can I run this?\"")
+        print(f"  {pl.url}/?login_hint={USER}    signed in as {USER} (the development issuer's sign-in, "
+              "OIDC code flow with PKCE): the demo's plans named, book and cancel", flush=True)
+        if sys.stdin.isatty():
+            input("  The page works while the demo runs: open it now, and press Enter to end the demo. ")
     finally:
         pl.stop()
         op.stop()
@@ -169,7 +178,9 @@ def main() -> int:
     print(f"  kubectl -n {DEMO_NS} describe xp plan-too-big   why it was refused (status and events)")
     print("  make operator & make planner & TOKEN=$(make -s token USER=alice)   then: execplanner --token $TOKEN ...")
     print("  README.md: the operator, the planner's HTTP API (IVOA), the CLI, installing with helm")
+    page = f"http://127.0.0.1:{8080 + 100 * localrun.cluster().slot}"
     print("\nDone. Next: read README.md, or run `make test`.")
+    print(f"The web page, signed in as {USER} (with `make planner &` running): {page}/?login_hint={USER}")
     return 0
 
 

@@ -305,16 +305,18 @@ def from_chart(release: str, namespace: str, directory: Path, **overrides: str) 
     return processes[0], processes[1]  # type: ignore[return-value]
 
 
-def dev_issuer() -> JwksServer | None:
-    """The development issuer's JWKS on its port; None when a running one serves the same keys
-    there already (a second `make planner`, for another local cluster, shares it, as the sites
-    of a federation share one sign-on)."""
+def dev_issuer():
+    """The development issuer on its port (its JWKS, and the sign-in of the web page: OIDC's
+    authorization code flow with PKCE, devidentity.DevIssuer); None when a running one serves the
+    same keys there already (a second `make planner`, for another local cluster, shares it, as
+    the sites of a federation share one sign-on)."""
     import json
 
     from execplanner import devidentity
-    document = devidentity.jwks(devidentity.private_key())
+    key = devidentity.private_key()
+    document = devidentity.jwks(key)
     try:
-        return JwksServer(document, port=devidentity.JWKS_PORT)
+        return devidentity.DevIssuer(key, port=devidentity.JWKS_PORT)
     except OSError:
         url = f"http://127.0.0.1:{devidentity.JWKS_PORT}/jwks.json"
         try:
@@ -336,9 +338,11 @@ def planner_main() -> None:
     jwks = dev_issuer()
     # 8080 for the default cluster; another local cluster's planner beside it on 8080 + 100 x slot
     port = os.environ.get("PLANNER_PORT") or str(8080 + 100 * cluster().slot)
-    env = {**devidentity.planner_env(devidentity.JWKS_PORT), "EXECPLANNER_PLANNER_PORT": port, **_local_charts()}
+    env = {**devidentity.planner_env(devidentity.JWKS_PORT), **devidentity.web_env(devidentity.JWKS_PORT),
+           "EXECPLANNER_PLANNER_PORT": port, **_local_charts()}
     pl = planner(Path(tempfile.mkdtemp(prefix="execplanner-planner-")), **env)
     print(f"planner: http://127.0.0.1:{port} as {PLANNER_SA[0]}/{PLANNER_SA[1]}; tokens: make token USER=<name>; "
+          f"the web page: http://127.0.0.1:{port}/ (signed in: http://127.0.0.1:{port}/?login_hint=<name>); "
           "Ctrl-C stops it", file=sys.stderr)
     proc = subprocess.Popen([sys.executable, "-m", "execplanner.planner"],
                             env={**os.environ, **pl.env, "KUBECONFIG": str(pl.kubeconfig)})

@@ -27,9 +27,10 @@ SA_USER = f"system:serviceaccount:{SYSTEM_NAMESPACE}:{SERVICE_ACCOUNT}"
 HOLD_LEAD_SECONDS = 15  # > the operator-down test's 10 s, so its task pod exists before the stop
 OFFER_EXPIRY_SECONDS = 8
 REVOKE_POLICY = "Replan"
-# Allowlists as a site would set them: the images the tests use, charts from loopback only
-# (test_helm_tasks.py serves its chart repository on 127.0.0.1).
-ALLOWED_REGISTRIES = ["docker.io", "registry.k8s.io"]
+# Allowlists as a site would set them: the images the tests use (and the notebook tasks'
+# default server image), charts from loopback only (test_helm_tasks.py serves its chart
+# repository on 127.0.0.1).
+ALLOWED_REGISTRIES = ["docker.io", "registry.k8s.io", "quay.io/jupyter"]
 ALLOWED_CHART_REPOSITORIES = ["http://127.0.0.1"]
 
 

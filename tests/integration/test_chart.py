@@ -131,8 +131,12 @@ def test_chart_installs_and_its_identities_run_execplanner(kubeconfig: str, name
         pl_user = f"system:serviceaccount:{namespace}:{planner_sa}"
         for user in (op_user, pl_user):
             for args in (("get", "secrets", "-A"), ("list", "secrets", "-n", namespace), ("watch", "secrets", "-A"),
-                         ("create", "secrets", "-n", namespace), ("get", "secrets", "-n", "kube-system")):
+                         ("get", "secrets", "-n", "kube-system"), ("delete", "secrets", "-n", namespace),
+                         ("patch", "secrets", "-n", namespace)):
                 assert not can_i(user, *args), f"{user} can {args}"
+        # Only a notebook session's token: the operator creates it, and never reads it.
+        assert can_i(op_user, "create", "secrets", "-n", namespace) and not can_i(pl_user, "create", "secrets", "-n",
+                                                                                   namespace)
         for args in (("watch", "executionplans.execplanner.io", "-A"),
                      ("patch", "executionplans.execplanner.io", "--subresource=status", "-A"),
                      ("patch", "taskruns.execplanner.io", "--subresource=status", "-A"),

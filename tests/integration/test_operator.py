@@ -572,12 +572,14 @@ def kubectl_as(kubeconfig: str, *args: str) -> subprocess.CompletedProcess:
 # Tests
 
 def test_operator_service_account_is_restricted(operator, operator_kubeconfig, namespace):
-    """The operator runs with deploy/operator-rbac.yaml's ServiceAccount: no Secrets, but pods."""
+    """The operator runs with deploy/operator-rbac.yaml's ServiceAccount: pods, and of Secrets
+    only the creation of notebook sessions' tokens (never reading one)."""
     def can_i(*args) -> str:
         return kubectl("auth", "can-i", *args, f"--as={SA_USER}", check=False).stdout.strip()
 
-    for verb in ("get", "list", "watch"):
+    for verb in ("get", "list", "watch", "update", "patch", "delete"):
         assert can_i(verb, "secrets", "-A") == "no", f"the operator's ServiceAccount may {verb} secrets"
+    assert can_i("create", "secrets", "-n", namespace) == "yes"
     assert can_i("create", "pods", "-n", namespace) == "yes", "the operator's ServiceAccount cannot create pods"
     assert can_i("delete", "pods", "-n", namespace) == "yes"
     assert can_i("create", "jobs.batch", "-n", namespace) == "yes"

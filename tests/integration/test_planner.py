@@ -12,17 +12,34 @@ import sys
 import time
 import xml.etree.ElementTree as ET
 from datetime import datetime, timedelta, timezone
+from urllib.parse import urlsplit
 
 import pytest
 import requests
 import yaml
 
+from ..unit.planner import ivoa_schemas
 from .conftest import kubectl, wait_until
 from .planner_fixture import AUDIENCE, ISSUER, MAX_WAIT, STATIC_TOKEN, STATIC_USER
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 EB_DOCKER = "https://www.purl.org/ivoa.net/EB/schema/types/executables/docker-container-1.0.yaml"
 UWS = "{http://www.ivoa.net/xml/UWS/v1.0}"
+
+
+@pytest.fixture(autouse=True)
+def ivoa_answers_conform(monkeypatch):
+    """Every answer of /accepts, /offersets and /sessions these tests get is held to the IVOA
+    documents' schemas (tests/unit/planner/ivoa_schemas.py): one that departs fails the request."""
+    send = requests.Session.send
+
+    def checked(self, request, **kwargs):
+        response = send(self, request, **kwargs)
+        path = urlsplit(response.url).path
+        if ivoa_schemas.schema_for(path) is not None:  # (others untouched: pyvo streams its own)
+            ivoa_schemas.check(path, response.status_code, response.headers.get("Content-Type", ""), response.content)
+        return response
+    monkeypatch.setattr(requests.Session, "send", checked)
 
 
 @pytest.fixture
@@ -49,6 +66,16 @@ def offerset_body(cores=(1, 2), memory=(1, 2), duration="PT20S", starts=None, co
     return body
 
 
+def answered(r: requests.Response, headers: dict) -> dict:
+    """The offer set a POST /offersets led to, once the operator has made its offers."""
+    assert r.status_code == 200, r.text
+    doc = r.json()
+    if "result" not in doc:  # still being prepared
+        doc = wait_until(lambda: "result" in (d := requests.get(r.url, headers=headers).json()) and d, 30,
+                         what="the offer set's offers")
+    return doc
+
+
 def iso(t: datetime) -> str:
     return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -71,7 +98,7 @@ def test_accepts_answers_yes_and_no_from_live_state(planner):
     assert yes["servicetype"] == "uri://docker-uws"
     start = datetime.fromisoformat(yes["start"].replace("Z", "+00:00"))
     assert start <= datetime.now(timezone.utc) + timedelta(seconds=62), yes
-    assert yes["resources"]["maxcores"] == "8" and yes["resources"]["maxmemory"] == "8Gi", yes
+    assert yes["resources"]["maxcores"] == 8 and yes["resources"]["maxmemory"] == "8Gi", yes
 
     # YAML in (the note's own format), YAML out when asked for.
     big = yaml.safe_dump({**task, "resources": {"mincores": 200, "minmemory": "8G", "minduration": "9h"}})
@@ -81,6 +108,22 @@ def test_accepts_answers_yes_and_no_from_live_state(planner):
     assert r.status_code == 200 and no["reponseword"] == "NO", r.text
     reasons = " ".join(x["text"] for x in no["reponseinfo"]["reasons"])
     assert "cpu" in reasons and "200" in reasons, reasons
+
+
+def test_accepts_answers_as_the_note_writes_them(planner):
+    """Cores as numbers, memory and durations in the form asked, blank maxima offered up to what
+    is free within the headroom (the note's example: 8 cores, 8G, 10m; up to 10, 10G, 20m)."""
+    ask = {"tasktype": "uri://docker-container", "taskinfo": {"image": "busybox:1.36"},
+           "resources": {"mincores": 8, "minmemory": "8G", "minduration": "10m"}}
+    answer = requests.post(f"{planner.url}/accepts", json=ask).json()
+    assert answer["reponseword"] == "YES", answer
+    resources = answer["resources"]
+    assert {k: resources[k] for k in ("mincores", "maxcores", "minmemory", "maxmemory", "minduration",
+                                      "maxduration")} == {"mincores": 8, "maxcores": 10, "minmemory": "8G",
+                                                          "maxmemory": "10G", "minduration": "10m",
+                                                          "maxduration": "20m"}, answer
+    iso = requests.post(f"{planner.url}/accepts", json={**ask, "resources": {"minduration": "PT10M"}}).json()
+    assert (iso["resources"]["minduration"], iso["resources"]["maxduration"]) == ("PT10M", "PT20M"), iso
 
 
 def test_accepts_takes_live_bookings_into_account(planner, tokens, users):
@@ -118,7 +161,8 @@ def test_accepts_sizes_helm_charts_by_their_footprint(planner, chart_repo):
     # Three pods of 10 cores: no 16-core node holds two, together they fit on three nodes.
     assert spread["responseword"] == "YES", spread
     assert spread["servicetype"] == "uri://kubernetes-helm" and spread["serviceinfo"]["endpoint"].endswith("/offersets")
-    assert spread["resources"]["mincores"] == "30" and "3 pod(s)" in spread["footprint"], spread
+    assert spread["resources"]["mincores"] == spread["resources"]["maxcores"] == 30, spread
+    assert "3 pod(s)" in spread["footprint"], spread
     assert len(spread["nodes"]) == 3, spread
     gaia = requests.post(f"{url}/accepts", json=ask("gaia")).json()  # 220 cores, 360G for 9 h
     assert gaia["responseword"] == "NO", gaia
@@ -282,6 +326,51 @@ def test_offerset_accept_books_one_and_rejects_the_rest(planner, tokens, users):
     assert again.status_code == 409 and "COMPLETED" in again.json()["error"], again.text
 
 
+def test_offer_sets_echo_the_request_and_offer_alternatives_in_time(planner, tokens, users):
+    """`requested` as sent, `offered` as the draft's integers (memory in GiB), and asked for three
+    offers of a fixed size: three starts, each once the one before has ended."""
+    url, h = planner.url, tokens.header(users("alice"))
+    body = offerset_body(cores=(2, 2), memory=(3, 3), duration="PT2M", count=3)
+    doc = answered(requests.post(f"{url}/offersets", json=body, headers=h), h)
+    assert doc["result"] == "YES" and doc["expires"] and len(doc["offers"]) == 3, doc
+    starts = [s["schedule"]["executing"]["start"].split("/")[0] for s in doc["offers"]]
+    assert len(set(starts)) == 3, starts
+    for s in doc["offers"]:
+        compute = s["resources"]["compute"][0]
+        assert compute["cores"] == {"requested": {"min": 2, "max": 2}, "offered": {"min": 2, "max": 2}}, s
+        assert compute["memory"] == {"requested": {"min": 3, "max": 3}, "offered": {"min": 3, "max": 3}}, s
+        assert s["schedule"]["requested"] == {"duration": "PT2M"}, s
+
+
+def test_a_helm_chart_through_the_execution_broker(planner, tokens, users, chart_repo):
+    """An offer set whose executable is a chart: a helm-chart plan, offers sized from the rendered
+    chart (batch: a Job of two pods of 2 cores and 2Gi), accepted and run as the chart plans are."""
+    user = users("alice")
+    url, h = planner.url, tokens.header(user)
+    chart = {"type": "uri://kubernetes-helm", "chart": "batch", "repository": chart_repo, "version": "0.1.0"}
+    r = requests.post(f"{url}/offersets", headers=h, json={"name": "crunch", "executable": chart, "offers": 2,
+                                                           "schedule": {"requested": {"duration": "PT40S"}}})
+    doc = answered(r, h)
+    assert doc["result"] == "YES" and len(doc["offers"]) == 2, doc
+    name = f"os-{doc['uuid']}"
+    plan = kubectl("get", "xp", name, "-n", f"t-xp-{user}", "-o", "jsonpath={.spec.executable.type}")
+    assert plan.stdout == "helm-chart", plan
+    for s in doc["offers"]:
+        compute = s["resources"]["compute"][0]
+        assert compute["cores"]["offered"] == {"min": 4, "max": 4} and compute["memory"]["offered"] == {
+            "min": 4, "max": 4}, s
+        assert s["executable"] == chart
+    first = doc["offers"][0]
+    accept = {"update": {"type": "uri:enum-value-update", "path": "state", "value": "ACCEPTED"}}
+    assert requests.post(first["href"], headers=h, json=accept).json()["state"] in ("WAITING", "PREPARING", "RUNNING")
+    wait_until(lambda: requests.get(first["href"], headers=h).json()["state"] == "COMPLETED", 90,
+               what="the chart's session to complete")
+    # Refused before anything is made, naming the field: a repository not on the allowlist.
+    elsewhere = {**chart, "repository": chart_repo.replace("127.0.0.1", "localhost")}
+    r = requests.post(f"{url}/offersets", headers=h, json={"executable": elsewhere}, allow_redirects=False)
+    assert r.status_code == 403 and r.json()["field"] == "executable.repository", r.text
+
+
 def test_rejecting_and_cancelling_sessions(planner, tokens, users):
     url, h = planner.url, tokens.header(users("alice"))
     now = datetime.now(timezone.utc)
@@ -382,6 +471,20 @@ def test_uws_wait_abort_and_errors(planner, tokens, users):
     r = requests.post(f"{long}/phase", data={"PHASE": "ABORT"}, headers=h, allow_redirects=False)
     assert r.status_code == 303
     wait_until(lambda: _phase(long, h) == "ABORTED", 20, what="the job to abort")
+    # UWS 1.1: a job that runs past its executionduration is aborted by the service. (The jobs
+    # made here run 3 s, within their time; this one, made as POST /uws/jobs makes a job but
+    # without that annotation, runs until it is stopped at the end of its 4 s.)
+    job = {"apiVersion": "execplanner.io/v1alpha1", "kind": "ExecutionPlan",
+           "metadata": {"name": "job-overrun", "namespace": f"t-xp-{user}", "labels": {"execplanner.io/uws-job": "true"},
+                        "annotations": {"execplanner.io/owner": user}},
+           "spec": {"executable": {"type": "docker-container", "image": "busybox:1.36"},
+                    "resources": {"cores": {"min": "1"}, "memory": {"min": "1Gi"}},
+                    "schedule": {"duration": {"min": "PT4S"}}}}
+    kubectl("create", "-f", "-", input=yaml.safe_dump(job))
+    over = f"{url}/uws/jobs/job-overrun"
+    wait_until(lambda: _phase(over, h) not in ("PENDING", "QUEUED", "EXECUTING"), 40, what="the overrun job to end")
+    assert _phase(over, h) == "ABORTED", requests.get(over, headers=h).text
+    assert "time limit" in requests.get(f"{over}/error", headers=h).text
     r = requests.post(f"{long}/executionduration", data={"EXECUTIONDURATION": "5"}, headers=h, allow_redirects=False)
     assert r.status_code == 409, r.text
     r = requests.post(f"{long}/phase", data={"PHASE": "SUSPEND"}, headers=h, allow_redirects=False)

@@ -41,6 +41,7 @@ NON_DEFAULT = {
                "renderTimeoutSeconds": 12.5, "maxChartBytes": 2_000_000, "renderConcurrency": 4, "renderQueue": 0},
     "operator": {"holdLeadSeconds": 45, "offerExpirySeconds": 600, "revokePolicy": "Fail",
                  "waiterImage": "registry.example.org/busybox:1.36", "healthPort": 9090,
+                 "notebookImage": "registry.example.org/jupyter/base-notebook:1",
                  "taskTolerations": [{"key": "batch", "operator": "Exists", "effect": "NoSchedule"}],
                  "logLevel": "DEBUG", "resources": {"requests": {"cpu": "1", "memory": "1Gi"}}},
     "planner": {"replicas": 3, "port": 9000, "publicUrl": "https://planner.example.org",
@@ -52,7 +53,7 @@ NON_DEFAULT = {
                 "taskPodAnnotations": {"example.org/cost-centre": "astro-42"},
                 "offersetWaitSeconds": 2.5, "offersetDefaultCount": 5, "uwsDestructionDays": 3,
                 "uwsDefaultDurationSeconds": 7200, "maxWaitSeconds": 60, "maxBodyBytes": 10_000_000, "accessLog": False,
-                "rateLimitPerMinute": 30, "renderCacheEntries": 16,
+                "rateLimitPerMinute": 30, "renderCacheEntries": 16, "acceptsHeadroom": 1.5, "acceptsDurationHeadroom": 3,
                 "service": {"type": "NodePort", "port": 8443}},
 }
 
@@ -208,6 +209,7 @@ def test_rendered_values_load_through_the_settings_classes(helm: str, tmp_path: 
     assert (op.hold_lead_seconds, op.offer_expiry_seconds, op.revoke_policy.value, op.horizon_days, op.health_port) == \
         (45, 600, "Fail", 14, 9090)
     assert (op.waiter_image, op.task_priority_class) == ("registry.example.org/busybox:1.36", "site-task")
+    assert op.notebook_image == "registry.example.org/jupyter/base-notebook:1"
     assert op.task_tolerations == NON_DEFAULT["operator"]["taskTolerations"]
     for env in (op_env, pl_env):
         allow = load(AllowlistSettings, env, monkeypatch)
@@ -229,6 +231,7 @@ def test_rendered_values_load_through_the_settings_classes(helm: str, tmp_path: 
             pl.uws_default_duration_seconds, pl.max_wait_seconds, pl.max_body_bytes, pl.horizon_days) == \
         (2.5, 5, 3, 7200, 60, 10_000_000, 14)
     assert (pl.rate_limit_per_minute, pl.render_cache_entries) == (30, 16)
+    assert (pl.accepts_headroom, pl.accepts_duration_headroom) == (1.5, 3.0)
     # The static token file is the Secret the user named, mounted read-only.
     c = container(docs, "planner")
     mount = next(m for m in c["volumeMounts"] if m["name"] == "tokens")
@@ -308,14 +311,19 @@ def test_planner_rbac_stays_within_its_envelope(helm: str, tmp_path: Path):
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": name, "namespace": NAMESPACE}]
 
 
-def test_no_role_reaches_secrets_or_wildcards(helm: str, tmp_path: Path):
+def test_no_role_reads_secrets_nor_has_wildcards(helm: str, tmp_path: Path):
+    """Of Secrets, only the operator may do one thing: create a notebook session's token
+    (never read, list, watch, change or delete one); the planner nothing at all."""
     for values in (None, NON_DEFAULT):
         docs = render(helm, tmp_path, values)
         roles = find(docs, "ClusterRole") + find(docs, "Role")
         assert len(roles) >= 2
         for role in roles:
             for rule in role.get("rules", []):
-                assert "secrets" not in rule.get("resources", []), role["metadata"]["name"]
+                if "secrets" in rule.get("resources", []):
+                    assert role["metadata"]["labels"]["app.kubernetes.io/component"] == "operator", \
+                        role["metadata"]["name"]
+                    assert rule["resources"] == ["secrets"] and rule["verbs"] == ["create"], rule
                 assert "*" not in rule.get("resources", []) + rule.get("verbs", []) + rule.get("apiGroups", [])
 
 
@@ -364,6 +372,7 @@ def test_package_carries_the_linked_files(helm: str, tmp_path: Path):
     ({"charts": {"missingRequests": "Guess"}}, "/charts/missingRequests"),
     ({"charts": {"renderConcurrency": 0}}, "/charts/renderConcurrency"),
     ({"planner": {"rateLimitPerMinute": -1}}, "/planner/rateLimitPerMinute"),
+    ({"planner": {"acceptsHeadroom": 0.5}}, "/planner/acceptsHeadroom"),  # never less than asked for
     ({"image": {"pullPolicy": "Sometimes"}}, "/image/pullPolicy"),
     ({"bogus": True}, "bogus"),
 ])

@@ -132,18 +132,21 @@ class FakePlanner:
 
     async def create_offerset(self, request):
         body = await request.json()
-        if not (body.get("executable") or {}).get("image"):
+        exe = body.get("executable") or {}
+        if not exe.get("image") and not exe.get("chart"):
             return jerror(400, "executable.image: required")
         oid = str(uuidlib.uuid4())
-        offers = [] if body["executable"]["image"] == "too-big" else [
+        offers = [] if "too-big" in (exe.get("image"), exe.get("chart")) else [
             make_session(body.get("name", ""), "OFFERED", NOW + timedelta(hours=i), cores=4 - i, offerset=oid)
             for i in range(int(body.get("offers", 2)))]
         for o in offers:
+            o["executable"] = exe
             self.sessions[o["uuid"]] = o
         self.offersets[oid] = {"uuid": oid, "href": f"/offersets/{oid}", "name": body.get("name"),
                                "created": rfc(NOW), "expires": rfc(NOW + timedelta(minutes=5)),
                                "result": "YES" if offers else "NO",
-                               "messages": [] if offers else ["cores: no node has 64 cores free"],
+                               "messages": [] if offers else [{"level": "WARN",
+                                                               "message": "cores: no node has 64 cores free"}],
                                "offers": offers, "polls": self.pending_polls}
         raise web.HTTPSeeOther(f"/offersets/{oid}")
 
@@ -152,9 +155,10 @@ class FakePlanner:
         if oset is None:
             return jerror(404, "no such offer set")
         doc = {k: v for k, v in oset.items() if k != "polls"}
-        if oset["polls"] > 0:
+        if oset["polls"] > 0:  # being prepared: no result yet (as older planners: PENDING)
             oset["polls"] -= 1
-            doc.update(result="PENDING", offers=[])
+            doc.pop("result")
+            doc.update(offers=[], **({"result": "PENDING"} if oset["polls"] % 2 else {}))
         return web.json_response(doc)
 
     async def list_sessions(self, request):
@@ -416,7 +420,7 @@ def test_offers_no_says_why(planner):
     code, out, _ = against(url, "offers", "--image", "too-big")
     assert code == 0
     assert '"too-big": NO, 0 offers' in out.splitlines()[0]
-    assert "why:\n  cores: no node has 64 cores free" in out
+    assert "why:\n  cores: no node has 64 cores free (WARN)" in out
 
 
 def test_offers_json_is_the_final_offerset(planner):
@@ -432,7 +436,7 @@ def test_offers_gives_up_waiting_with_one_line(planner):
     fake.pending_polls = 10**6
     code, out, err = against(url, "offers", "--image", "busybox:1.36", "--wait", "0.2")
     assert code == 1 and out == ""
-    assert "is still PENDING; raise --wait" in err.splitlines()[-1]
+    assert "is still being prepared, PENDING; raise --wait" in err.splitlines()[-1]
 
 
 def test_accept_posts_the_update_and_shows_the_session(planner):
@@ -446,6 +450,51 @@ def test_accept_posts_the_update_and_shows_the_session(planner):
     assert json.loads(req["body"]) == {"update": {"type": "uri:enum-value-update", "path": "state", "value": "ACCEPTED"}}
     assert out.splitlines()[0] == f"session {offered['uuid']}: WAITING"
     assert out.splitlines()[2].split()[:2] == [offered["uuid"], "WAITING"]
+
+
+def test_offers_and_accept_for_a_helm_chart(planner, tmp_path):
+    url, fake = planner
+    values = tmp_path / "values.yaml"
+    values.write_text("workers: 30\n")
+    code, out, err = against(url, "offers", "--chart", "gaia", "--repository", "https://charts.example",
+                             "--chart-version", "1.0.0", "--values", str(values), "--duration", "9h", "--count", "3")
+    assert code == 0, err
+    sent = json.loads(next(r for r in fake.requests if r["method"] == "POST")["body"])
+    assert sent["executable"] == {"type": "uri://kubernetes-helm", "chart": "gaia", "repository": "https://charts.example",
+                                  "version": "1.0.0", "values": {"workers": 30}}
+    assert sent["name"] == "gaia" and sent["offers"] == 3 and "resources" not in sent
+    assert '"gaia": YES, 3 offers' in out.splitlines()[0]
+    # accept --chart: the same question, then the first offer accepted
+    fake.requests.clear()
+    code, out, err = against(url, "accept", "--chart", "gaia", "--repository", "https://charts.example",
+                             "--cores", "200-240")
+    assert code == 0, err
+    posts = [r for r in fake.requests if r["method"] == "POST"]
+    assert [r["path"] for r in posts][0] == "/offersets" and posts[-1]["path"].startswith("/sessions/")
+    sent = json.loads(posts[0]["body"])
+    assert sent["executable"]["chart"] == "gaia" and sent["resources"]["compute"][0]["cores"] == {
+        "requested": {"min": 200, "max": 240}}
+    assert json.loads(posts[-1]["body"])["update"]["value"] == "ACCEPTED"
+    session = posts[-1]["path"].rsplit("/", 1)[1]
+    assert out.splitlines()[0].endswith(f"accepted the first of 2 offers, session {session}: WAITING"), out
+    # and with an image, the container's entrypoint after --
+    code, out, err = against(url, "accept", "--image", "busybox:1.36", "--", "echo", "hi")
+    assert code == 0, err
+    sent = json.loads([r for r in fake.requests if r["path"] == "/offersets"][-1]["body"])
+    assert sent["executable"]["entrypoint"] == ["echo", "hi"]
+    # nothing offered: nothing accepted, one line saying why
+    code, out, err = against(url, "accept", "--chart", "too-big")
+    assert code == 1 and out == ""
+    assert "NO, nothing to accept (cores: no node has 64 cores free (WARN))" in err
+
+
+def test_sessions_show_the_drafts_memory_units(planner):
+    session = make_session("x", "OFFERED", NOW)
+    session["resources"]["compute"][0]["memory"]["offered"] = {"min": 512, "max": 512, "units": "MiB"}
+    session["messages"] = [{"level": "INFO", "message": "booked"}]
+    assert commands.session_cells(session)["memory"] == "512Mi"
+    assert commands.message_text(session["messages"][0]) == "booked"
+    assert commands.message_text("plain text") == "plain text"
 
 
 def test_accept_unknown_session_is_one_line_404(planner):
@@ -684,7 +733,11 @@ def test_unexpected_answers_are_one_line(planner, path, answer, words):
     (["offers", "--image", "x", "--memory", "lots"], "--memory: 'lots' is not a Kubernetes quantity"),
     (["offers", "--image", "x", "--env", "NOVALUE"], "--env: expected NAME=VALUE"),
     (["run"], "the following arguments are required: --image"),
-    (["accept"], "the following arguments are required: SESSION"),
+    (["accept"], "say which offer: execplanner accept SESSION"),
+    (["accept", "a", "b"], "say which offer: execplanner accept SESSION"),
+    (["offers", "--image", "x", "--chart", "y"], "give --image or --chart, not both"),
+    (["offers", "--chart", "y", "--env", "A=1"], "a chart has no entrypoint or --env"),
+    (["offers", "--image", "x", "--repository", "https://charts.example"], "go with --chart"),
     (["logs", "--job", "--session", "x"], "not allowed with argument"),
     (["--url", "ftp://x", "runs"], "--url: 'ftp://x' is not an http:// or https:// URL"),
 ])

@@ -29,6 +29,8 @@ print(json.dumps({
     "execplanner.planner": execplanner.planner.__file__,
     "leaked": leaked,
     "top_level_planner": __import__("importlib.util").util.find_spec("planner") is not None,
+    "web_assets": sorted(p.name for p in __import__("importlib.resources").resources.files(
+        "execplanner.planner").joinpath("web").iterdir()),
 }))
 """
 
@@ -61,6 +63,8 @@ def test_install_maps_folders_into_execplanner(tmp_path: Path, editable: bool):
         assert out["has_itemgetter"]
         assert not out["leaked"], "execplanner's operator code is importable as top-level operator"
         assert not out["top_level_planner"] or cwd == ROOT, "planner must not be a top-level package"
+        # The web page's assets ship in the package (setup.py's package_data).
+        assert {"index.html", "app.js", "style.css", "favicon.svg"} <= set(out["web_assets"]), out["web_assets"]
         where = Path(out["execplanner.operator"]).resolve()
         if editable:
             assert where == (ROOT / "operator" / "__init__.py").resolve()

@@ -57,6 +57,8 @@ PLAN_COLUMNS = [
     _column("Cores", "string", ".status.booking.cores", "Booked cores."),
     _column("Memory", "string", ".status.booking.memory", "Booked memory."),
     AGE,
+    _column("Sessions", "integer", ".spec.sessions", "Notebook sessions booked together (a workshop).", priority=1),
+    _column("Endpoint", "string", ".status.endpoint", "The first notebook session's URL.", priority=1),
     _column("GPUs", "integer", ".status.booking.gpus", "Booked GPUs.", priority=1),
     _column("TaskRun", "string", ".status.taskRun", "The TaskRun running the booked task.", priority=1),
     _column("Message", "string", ".status.message", "Why the plan is in its phase.", priority=1),

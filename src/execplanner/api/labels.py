@@ -13,6 +13,7 @@ PLAN_NAME = f"{DOMAIN}/plan"           # label: the owning ExecutionPlan's name 
 ROLE = f"{DOMAIN}/role"                # label: "task" (a task's pods; they also hold its capacity)
 ROLE_TASK = "task"
 WORKLOAD = f"{DOMAIN}/workload"        # label: on a chart task's pods, "<kind>-<name>" of their workload
+SESSION = f"{DOMAIN}/session"          # label: on a notebook session's pod, Service and Secret, its number (1, 2, ...)
 # Annotations on every task pod, RFC 3339 to the second: the booked start its init container
 # waits for, and the booking's end (the kwok stages of the local cluster read both, standing
 # in for the kubelet's init container and activeDeadlineSeconds).

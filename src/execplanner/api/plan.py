@@ -22,9 +22,15 @@ CONTAINER_TYPES = {
     "https://www.purl.org/ivoa.net/EB/schema/types/executables/docker-container-1.0.yaml",
 }
 HELM_TYPES = {"helm-chart", "uri://kubernetes-helm"}
+# The IVOA ExecutionPlanner note's "uri://jupyter-notebook" and the ExecutionBroker draft's
+# schema URI (types/executables/jupyter-notebook-1.0.yaml, whose one field is `location`).
+EB_NOTEBOOK = "https://www.purl.org/ivoa.net/EB/schema/types/executables/jupyter-notebook-1.0.yaml"
+NOTEBOOK_TYPES = {"jupyter-notebook", "uri://jupyter-notebook", EB_NOTEBOOK}
 _CONTAINER_LIST = ", ".join(f"'{t}'" for t in ("docker-container", "uri://docker-container",
                             "https://www.purl.org/ivoa.net/EB/schema/types/executables/docker-container-1.0.yaml"))
 _HELM_LIST = "'helm-chart', 'uri://kubernetes-helm'"
+_NOTEBOOK_LIST = ", ".join(f"'{t}'" for t in ("jupyter-notebook", "uri://jupyter-notebook", EB_NOTEBOOK))
+MAX_SESSIONS = 1000
 
 # The regular expressions the CEL rules use (RE2): durations (ISO 8601 without years and
 # months, or the IVOA note's short forms, at most 9 digits a number) and instants with a zone.
@@ -91,28 +97,62 @@ class EnvVar(Model):
 class ExecutableType(StrEnum):
     """Kind of task. "docker-container" (also accepted as the IVOA URIs "uri://docker-container" and
     "https://www.purl.org/ivoa.net/EB/schema/types/executables/docker-container-1.0.yaml") runs one
-    container; "helm-chart" (also "uri://kubernetes-helm") installs a Helm chart."""
+    container; "helm-chart" (also "uri://kubernetes-helm") installs a Helm chart; "jupyter-notebook"
+    (also "uri://jupyter-notebook" and
+    "https://www.purl.org/ivoa.net/EB/schema/types/executables/jupyter-notebook-1.0.yaml") runs the
+    notebook at location, in a notebook server per session (mode interactive) or top to bottom
+    (mode batch)."""
     DOCKER = "docker-container"
     DOCKER_URI = "uri://docker-container"
     DOCKER_EB = "https://www.purl.org/ivoa.net/EB/schema/types/executables/docker-container-1.0.yaml"
     HELM = "helm-chart"
     HELM_URI = "uri://kubernetes-helm"
+    NOTEBOOK = "jupyter-notebook"
+    NOTEBOOK_URI = "uri://jupyter-notebook"
+    NOTEBOOK_EB = EB_NOTEBOOK
+
+
+class NotebookMode(StrEnum):
+    """How a notebook runs. interactive (default): a notebook server per session, from the booked
+    start to the booked end, reachable at status.endpoints. batch: the notebook is executed top to
+    bottom once, and the executed notebook is kept (status.result)."""
+    INTERACTIVE = "interactive"
+    BATCH = "batch"
 
 
 class Executable(Model):
     """The task to run. For container types (docker-container) set image and optionally command,
-    args, env; for the Helm type (helm-chart) set chart and optionally repository, version, values."""
+    args, env; for the Helm type (helm-chart) set chart and optionally repository, version, values;
+    for the notebook types (jupyter-notebook) set location and optionally mode, image, env."""
     model_config = Model.model_config | {"json_schema_extra": rules(
         rule(f"!has(self.type) || !(self.type in [{_CONTAINER_LIST}]) || has(self.image)",
              expression="'image is required when executable.type is ' + self.type", field_path=".image",
              reason="FieldValueRequired"),
         rule(f"!has(self.type) || !(self.type in [{_HELM_LIST}]) || has(self.chart)",
              expression="'chart is required when executable.type is ' + self.type", field_path=".chart",
-             reason="FieldValueRequired"))}
+             reason="FieldValueRequired"),
+        rule(f"!has(self.type) || !(self.type in [{_NOTEBOOK_LIST}]) || has(self.location)",
+             expression="'location (the notebook\\'s URL) is required when executable.type is ' + self.type",
+             field_path=".location", reason="FieldValueRequired"),
+        rule(f"!has(self.location) || (has(self.type) && self.type in [{_NOTEBOOK_LIST}])",
+             "location only applies to the notebook types (jupyter-notebook)", field_path=".location"),
+        rule(f"!has(self.mode) || (has(self.type) && self.type in [{_NOTEBOOK_LIST}])",
+             "mode only applies to the notebook types (jupyter-notebook)", field_path=".mode"))}
 
     type: ExecutableType
     image: str | None = Field(None, min_length=1, max_length=1024, description=(
-        'Container image reference, e.g. "busybox:1.36" or "ghcr.io/org/tool@sha256:...". Required for container types.'))
+        'Container image reference, e.g. "busybox:1.36" or "ghcr.io/org/tool@sha256:...". Required for container '
+        "types. For the notebook types, the notebook server's image (it needs python and jupyter: jupyter lab for "
+        "mode interactive, jupyter nbconvert for mode batch); the operator's EXECPLANNER_NOTEBOOK_IMAGE when left "
+        "out."))
+    location: str | None = Field(None, max_length=2048, json_schema_extra=rules(
+        rule("self.matches('^https?://[^\\\\s]+$')",
+             expression="'must be the notebook\\'s http or https URL, not \"' + self + '\"'")), description=(
+        'URL of the notebook (.ipynb) to run, e.g. "https://example.org/tutorials/gaia.ipynb" (the IVOA '
+        "ExecutionBroker draft's location). Fetched by each notebook server when it starts. Required for the notebook "
+        "types."))
+    mode: NotebookMode | None = Field(None, description=(
+        "For the notebook types: interactive (the default) or batch."))
     command: list[Annotated[str, Field(description="One word of the entrypoint.")]] = Field(
         default_factory=list, max_length=256,
         description="Entrypoint of the container (overrides the image's ENTRYPOINT). Not run in a shell.")
@@ -152,6 +192,15 @@ class Executable(Model):
     @property
     def is_helm(self) -> bool:
         return self.type in HELM_TYPES
+
+    @property
+    def is_notebook(self) -> bool:
+        return self.type in NOTEBOOK_TYPES
+
+    @property
+    def is_batch(self) -> bool:
+        """A notebook run top to bottom (mode batch)."""
+        return self.is_notebook and self.mode is NotebookMode.BATCH
 
 
 class CoresRange(Model):
@@ -251,8 +300,12 @@ class PlanSpec(Model):
     """What to run, with which resources, for how long and when."""
     model_config = Model.model_config | {"json_schema_extra": rules(
         rule(f"has(self.resources) || (has(self.executable.type) && self.executable.type in [{_HELM_LIST}])",
-             "resources is required for container tasks (only a Helm chart's own requests can size it)",
+             "resources is required for container and notebook tasks (only a Helm chart's own requests can size it)",
              field_path=".resources", reason="FieldValueRequired"),
+        rule(f"!has(self.sessions) || self.sessions == 1 || (has(self.executable.type) && self.executable.type in "
+             f"[{_NOTEBOOK_LIST}] && (!has(self.executable.mode) || self.executable.mode == 'interactive'))",
+             "sessions above 1 only apply to interactive notebooks (executable.type jupyter-notebook, mode "
+             "interactive)", field_path=".sessions"),
         rule("!has(self.acceptedOffer) || (has(self.acceptPolicy) && self.acceptPolicy == 'Manual')",
              "acceptedOffer only applies with acceptPolicy: Manual (with First the best offer is booked at once)",
              field_path=".acceptedOffer"))}
@@ -260,6 +313,11 @@ class PlanSpec(Model):
     executable: Executable
     resources: Resources | None = None  # required for containers; optional caps for a chart
     schedule: Schedule
+    sessions: int = Field(1, ge=1, le=MAX_SESSIONS, json_schema_extra=applied_default(), description=(
+        "For an interactive notebook: how many identical notebook servers to book (1 to 1000), a workshop's "
+        "participants. They are booked together or not at all: every session placed for the whole booking, each "
+        "with the resources' minimum (one session gets what the ranges allow, as a container does). Each session "
+        "has its own server, Service, access token and endpoint (status.endpoints)."))
     offers: int = Field(1, ge=1, le=10, json_schema_extra=applied_default(), description=(
         "How many alternative offers to make (1 to 10). Each offer holds its capacity until it is accepted, "
         "rejected or expires."))
@@ -354,6 +412,27 @@ class Release(Model):
     installed: bool | None = Field(None, description="True from just before the install until it was uninstalled.")
 
 
+class Endpoint(Model):
+    """Where one notebook session is reached, and the Secret holding its access token."""
+    session: int | None = Field(None, ge=1, description="The session's number (1 to spec.sessions).")
+    url: str | None = Field(None, description=(
+        "URL of the session's notebook server inside the cluster (http://<service>.<namespace>.svc:8888/); log in "
+        "with the token."))
+    secret: str | None = Field(None, description=(
+        "Name of the Secret (the plan's namespace) holding the session's access token; only those who may read "
+        "Secrets there can use the session."))
+    key: str | None = Field(None, description="The key of the token in that Secret.")
+
+
+class Result(Model):
+    """What a batch notebook left behind: the executed notebook, kept in a ConfigMap owned by the plan."""
+    config_map: str | None = Field(None, alias="configMap", description=(
+        "Name of the ConfigMap (the plan's namespace) that holds the executed notebook."))
+    key: str | None = Field(None, description="The key of the executed notebook in that ConfigMap.")
+    size: int | None = Field(None, ge=0, json_schema_extra={"format": "int64"}, description=(
+        "Size of the executed notebook in bytes."))
+
+
 class Condition(Model):
     """One condition."""
     type: str = Field(max_length=316, description="Condition type in CamelCase (e.g. Ready, Booked).")
@@ -391,12 +470,19 @@ class PlanStatus(Model):
         "requests, per workload (pods, cores, memory and gpus per pod), the totals, the release name and a digest "
         "of spec.executable (a changed executable is rendered again). The booking places these pods."))
     release: Release | None = None
+    endpoints: list[Endpoint] = Field(default_factory=list, json_schema_extra={"x-kubernetes-list-type": "atomic"},
+                                      description="An interactive notebook's sessions, one entry each, from the "
+                                                  "launch (shortly before the start) to the booking's end.")
+    endpoint: str | None = Field(None, description=(
+        "The first session's URL (endpoints[0].url): the one for a plan of one session."))
+    result: Result | None = None
     conditions: list[Condition] = Field(default_factory=list, json_schema_extra=CONDITIONS, description=(
         "Latest observations of the object's state, following the Kubernetes condition conventions."))
 
 
 class ExecutionPlan(Model):
-    """ExecutionPlan asks the execplanner operator to run one task (a container or a Helm chart)
+    """ExecutionPlan asks the execplanner operator to run one task (a container, a Helm chart or a
+    Jupyter notebook, which may be a workshop of identical notebook sessions booked together)
     with a given amount of cores, memory and GPUs for a given time, either as soon as possible or
     inside one of the given start windows. The operator proposes offers, books one (holding the
     capacity), and runs the task at the booked time as a TaskRun. It is the Kubernetes form of an

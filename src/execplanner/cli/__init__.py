@@ -51,6 +51,19 @@ def count(text: str) -> int:
     return value
 
 
+def notebook_options(group) -> None:
+    """A Jupyter notebook task: its URL, mode and (a workshop) sessions."""
+    group.add_argument("--notebook", "--location", dest="notebook", metavar="URL",
+                       help="a Jupyter notebook's http(s) URL (type uri://jupyter-notebook); --image is then the "
+                            "notebook server's image (optional)")
+    group.add_argument("--mode", choices=("interactive", "batch"),
+                       help="with --notebook: a notebook server per session (interactive, the default) or the "
+                            "notebook run top to bottom (batch)")
+    group.add_argument("--sessions", type=count, metavar="N",
+                       help="with --notebook: N identical notebook servers (a workshop), booked all or none, each "
+                            "of the --cores and --memory minimum")
+
+
 def build_parser() -> Parser:
     # The global options are accepted before and after the command; SUPPRESS keeps a
     # value given before the command from being reset by the subcommand's defaults.
@@ -77,6 +90,7 @@ def build_parser() -> Parser:
     task.add_argument("--chart", help="a helm chart (tasktype uri://kubernetes-helm)")
     task.add_argument("--repository", help="the chart's repository")
     task.add_argument("--chart-version", metavar="VERSION", help="the chart's version")
+    notebook_options(task)
     task.add_argument("-f", "--file", metavar="PATH", help="the request body, YAML or JSON ('-' = stdin); "
                                                             "the options above override its fields")
     res = p.add_argument_group("resources (VALUE, or MIN-MAX)")
@@ -86,28 +100,45 @@ def build_parser() -> Parser:
     res.add_argument("--startup", metavar="RANGE", help="how soon it must start: MAX or MIN-MAX, e.g. 1h")
     p.set_defaults(func=commands.cmd_ask)
 
-    p = add("offers", "get offers for a container (POST /offersets): the sessions on offer, as a table",
-            "Ask for offers (IVOA ExecutionBroker offer set) and show them once the planner has answered. "
-            "Accept one with 'execplanner accept SESSION'.")
-    p.add_argument("command", nargs="*", metavar="ARG", help="the container's entrypoint and arguments (after --)")
-    p.add_argument("--image", help="the container image, e.g. busybox:1.36")
-    p.add_argument("--name", help="a label for the offer set (default: the image)")
-    p.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", help="an environment variable (repeatable)")
-    p.add_argument("--cores", metavar="RANGE", help="cores, VALUE or MIN-MAX, e.g. 1-4")
-    p.add_argument("--memory", metavar="RANGE", help="memory in GiB, VALUE or MIN-MAX, e.g. 1-8 (8Gi, 512Mi also read)")
-    p.add_argument("--duration", help="how long it runs, e.g. 1h, 90m, PT2H")
-    p.add_argument("--start", action="append", default=[], metavar="INTERVAL",
-                   help="when it may start, START/END or START/DURATION; START may be 'now' or '+30m' "
-                        "(repeatable), e.g. now/2h or 2026-11-24T15:00:00Z/PT2H")
-    p.add_argument("--count", type=count, help="how many offers to ask for")
-    p.add_argument("--wait", type=positive, default=120.0, metavar="SECONDS",
-                   help="how long to wait for the planner's answer (default 120)")
-    p.add_argument("-f", "--file", metavar="PATH", help="the OfferSetRequest, YAML or JSON ('-' = stdin); "
-                                                        "the options override its fields")
+    def offer_set_options(p: Parser, args_help: str = "the container's entrypoint and arguments (after --)") -> None:
+        """What to ask offers for (POST /offersets): a container or a helm chart, its size and schedule."""
+        p.add_argument("command", nargs="*", metavar="ARG", help=args_help)
+        task = p.add_argument_group("the task: a container or a helm chart")
+        task.add_argument("--image", help="the container image, e.g. busybox:1.36")
+        task.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                          help="an environment variable of the container (repeatable)")
+        task.add_argument("--chart", help="a helm chart (type uri://kubernetes-helm): a name in --repository, an "
+                                          "oci:// reference or a packaged chart's URL; its pods size the offers")
+        task.add_argument("--repository", help="the chart's repository")
+        task.add_argument("--chart-version", metavar="VERSION", help="the chart's version")
+        task.add_argument("--values", metavar="PATH", help="the chart's values, a YAML file ('-' = stdin)")
+        notebook_options(task)
+        p.add_argument("--name", help="a label for the offer set (default: the image or the chart)")
+        p.add_argument("--cores", metavar="RANGE", help="cores, VALUE or MIN-MAX, e.g. 1-4 (for a chart: a cap)")
+        p.add_argument("--memory", metavar="RANGE",
+                       help="memory in GiB, VALUE or MIN-MAX, e.g. 1-8 (8Gi, 512Mi also read; for a chart: a cap)")
+        p.add_argument("--duration", help="how long it runs, e.g. 1h, 90m, PT2H")
+        p.add_argument("--start", action="append", default=[], metavar="INTERVAL",
+                       help="when it may start, START/END or START/DURATION; START may be 'now' or '+30m' "
+                            "(repeatable), e.g. now/2h or 2026-11-24T15:00:00Z/PT2H")
+        p.add_argument("--count", type=count, help="how many offers to ask for")
+        p.add_argument("--wait", type=positive, default=120.0, metavar="SECONDS",
+                       help="how long to wait for the planner's answer (default 120)")
+        p.add_argument("-f", "--file", metavar="PATH", help="the OfferSetRequest, YAML or JSON ('-' = stdin); "
+                                                            "the options override its fields")
+
+    p = add("offers", "get offers for a container or a helm chart (POST /offersets): the sessions on offer",
+            "Ask for offers (IVOA ExecutionBroker offer set) for a container (--image) or a helm chart "
+            "(--chart) and show them once the planner has answered. Accept one with "
+            "'execplanner accept SESSION'.")
+    offer_set_options(p)
     p.set_defaults(func=commands.cmd_offers)
 
-    p = add("accept", "accept an offer (POST /sessions/UUID, state ACCEPTED)")
-    p.add_argument("session", metavar="SESSION", help="the session's uuid")
+    p = add("accept", "accept an offer (POST /sessions/UUID, state ACCEPTED), or book the best offer for a task",
+            "Accept the offer SESSION (execplanner accept SESSION); or, given a task instead (--image or "
+            "--chart, with the options of 'execplanner offers'), ask for offers and accept the first, the best one.")
+    offer_set_options(p, "SESSION, the session's uuid; or, with --image, the container's entrypoint and "
+                         "arguments (after --)")
     p.set_defaults(func=commands.cmd_accept)
 
     p = add("reject", "reject an offer (POST /sessions/UUID, state REJECTED)")
@@ -127,6 +158,17 @@ def build_parser() -> Parser:
         kind.add_argument("--session", action="store_true", help="ID is a session")
         kind.add_argument("--job", action="store_true", help="ID is a UWS job")
         p.set_defaults(func=func)
+
+    p = add("result", "a batch notebook's executed notebook (a session's or UWS job's result)",
+            "Fetch the executed notebook of a batch notebook (--notebook URL --mode batch) that has completed: "
+            "GET /sessions/UUID/result or /uws/jobs/ID/results/notebook. A uuid is tried as a session first, "
+            "anything else as a UWS job first.")
+    p.add_argument("id", metavar="ID", help="a session uuid or a UWS job id")
+    p.add_argument("--out", metavar="PATH", help="write it to this file (default: standard output)")
+    kind = p.add_mutually_exclusive_group()
+    kind.add_argument("--session", action="store_true", help="ID is a session")
+    kind.add_argument("--job", action="store_true", help="ID is a UWS job")
+    p.set_defaults(func=commands.cmd_result)
 
     p = add("calendar", "bookings per node over time, drawn in the terminal (GET /calendar)")
     p.add_argument("--hours", type=positive, default=24.0, help="how far ahead (default 24)")

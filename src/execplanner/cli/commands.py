@@ -24,6 +24,8 @@ from execplanner.cli.units import (duration_seconds, parse_interval, parse_time,
 UWS_NS = "http://www.ivoa.net/xml/UWS/v1.0"
 XLINK_NS = "http://www.w3.org/1999/xlink"
 DOCKER_EXECUTABLE = "https://www.purl.org/ivoa.net/EB/schema/types/executables/docker-container-1.0.yaml"
+HELM_EXECUTABLE = "uri://kubernetes-helm"
+NOTEBOOK_EXECUTABLE = "https://www.purl.org/ivoa.net/EB/schema/types/executables/jupyter-notebook-1.0.yaml"
 SIMPLE_COMPUTE = "https://www.purl.org/ivoa.net/EB/schema/types/resources/compute/simple-compute-1.0.yaml"
 STATE_UPDATE = "uri:enum-value-update"
 UWS_ACTIVE = ("PENDING", "QUEUED", "EXECUTING", "HELD")
@@ -200,11 +202,31 @@ def environment(pairs: list[str]) -> dict[str, str]:
 
 
 # -- ask ------------------------------------------------------------------------------------
+def _notebook_checks(args) -> None:
+    if not args.notebook and (args.mode or args.sessions):
+        raise UsageError("--mode and --sessions go with --notebook URL")
+    if args.notebook and args.chart:
+        raise UsageError("give --notebook or --chart, not both")
+    if args.mode == "batch" and (args.sessions or 1) > 1:
+        raise UsageError("--sessions above 1 only apply to interactive notebooks (a batch notebook runs once)")
+
+
 def cmd_ask(args, ctx: Context) -> int:
     body = read_body(args.file)
+    _notebook_checks(args)
     if args.image and args.chart:
         raise UsageError("give --image or --chart, not both")
-    if args.image:
+    if args.notebook:
+        info = {"location": args.notebook}
+        if args.image:
+            info["image"] = args.image
+        if args.mode:
+            info["mode"] = args.mode
+        if args.sessions:
+            info["sessions"] = args.sessions
+        body["tasktype"] = "uri://jupyter-notebook"
+        body["taskinfo"] = info
+    elif args.image:
         body["tasktype"] = "uri://docker-container"
         body["taskinfo"] = {"image": args.image}
     elif args.chart:
@@ -216,7 +238,7 @@ def cmd_ask(args, ctx: Context) -> int:
         body["tasktype"] = "uri://kubernetes-helm"
         body["taskinfo"] = info
     elif not body.get("tasktype"):
-        raise UsageError("say what to run: --image IMAGE, --chart CHART or --file REQUEST.yaml")
+        raise UsageError("say what to run: --image IMAGE, --chart CHART, --notebook URL or --file REQUEST.yaml")
     resources = dict(body.get("resources") or {})
     if args.cores:
         lo, hi = split_range(args.cores, "--cores")
@@ -247,6 +269,8 @@ def cmd_ask(args, ctx: Context) -> int:
     if word == "YES":
         where = f": {service}" + (f" at {endpoint}" if endpoint else "") if service else ""
         ctx.print(f"YES, the planner can run this{where}")
+        if answer.get("sessions", 1) > 1:
+            ctx.print(f"{answer['sessions']} sessions, each of the offered size, all placed for the whole run")
         start = parse_time(answer.get("start"))
         if start:
             ahead = (start - utc_now()).total_seconds()
@@ -283,14 +307,24 @@ def _compute(session: dict) -> list[dict]:
 
 
 def _offered(entry: dict, key: str) -> tuple[Any, Any]:
-    part = entry.get(key) or {}
-    got = part.get("offered") or part.get("requested") or {}
+    got = _offered_block(entry, key)
     return got.get("min"), got.get("max")
 
 
-def _gib_text(value: Any) -> str:
+def _offered_block(entry: dict, key: str) -> dict:
+    part = entry.get(key) or {}
+    return part.get("offered") or part.get("requested") or {}
+
+
+# The ExecutionBroker's memory units (ComputeUnitsEnum) as Kubernetes writes them.
+UNITS = {"GiB": "Gi", "MiB": "Mi", "kiB": "Ki", "TiB": "Ti", "PiB": "Pi", "EiB": "Ei",
+         "GB": "G", "MB": "M", "kB": "k", "TB": "T", "PB": "P", "EB": "E"}
+
+
+def _gib_text(value: Any, units: str | None = None) -> str:
+    """Memory as the broker writes it: a number in `units` (GiB when none), or text."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return f"{show_number(value)}Gi"
+        return f"{show_number(value)}{UNITS.get(units or 'GiB', units or '')}"
     return str(value)
 
 
@@ -298,7 +332,8 @@ def session_cells(session: dict) -> dict[str, str]:
     compute = _compute(session)
     cores = ",".join(show_range(*_offered(c, "cores"), fmt=lambda v: show_number(v) if isinstance(v, (int, float)) else str(v))
                      for c in compute) or "-"
-    memory = ",".join(show_range(*_offered(c, "memory"), fmt=_gib_text) for c in compute) or "-"
+    memory = ",".join(show_range(*_offered(c, "memory"), fmt=lambda v, c=c: _gib_text(
+        v, _offered_block(c, "memory").get("units"))) for c in compute) or "-"
     executing = ((session.get("schedule") or {}).get("executing")) or {}
     start, end = parse_interval(executing.get("start"))
     duration = executing.get("duration")
@@ -337,7 +372,23 @@ def show_session(ctx: Context, session: Any, headline: str) -> None:
     ctx.print(headline)
     ctx.print(table(SESSION_HEADERS, [session_row(session)]))
     for message in session.get("messages") or []:
-        ctx.print(f"  {message}")
+        ctx.print(f"  {message_text(message)}")
+    show_notebook(ctx, session)
+
+
+def show_notebook(ctx: Context, doc: dict) -> None:
+    """A notebook session's endpoints (URL, and the Secret holding its token) and result."""
+    if (doc.get("sessions") or 1) > 1:
+        ctx.print(f"{doc['sessions']} notebook sessions (the size above is theirs in all)")
+    endpoints = [e for e in doc.get("endpoints") or [] if isinstance(e, dict)]
+    if endpoints:
+        ctx.print(table(["SESSION", "URL", "TOKEN SECRET", "KEY"],
+                        [[str(e.get("session", "?")), str(e.get("url") or "-"), str(e.get("secret") or "-"),
+                          str(e.get("key") or "-")] for e in endpoints], right=[0]))
+        ctx.print("the tokens are in those Secrets of your namespace (kubectl get secret NAME -o "
+                  "jsonpath='{.data.token}' | base64 -d)")
+    if doc.get("result"):
+        ctx.print(f"executed notebook: execplanner result {doc.get('uuid', '')}")
 
 
 def update_session(ctx: Context, uuid: str, value: str) -> dict:
@@ -345,22 +396,53 @@ def update_session(ctx: Context, uuid: str, value: str) -> dict:
     return ctx.client.post_json(f"/sessions/{q(uuid)}", body)
 
 
-def cmd_offers(args, ctx: Context) -> int:
-    body = read_body(args.file)
+def offerset_body(args, stdin: TextIO | None = None) -> dict:
+    """The OfferSetRequest for the task the options describe: a container (--image) or a helm
+    chart (--chart, with --repository, --chart-version, --values), its size and schedule."""
+    body = read_body(args.file, stdin)
     executable = dict(body.get("executable") or {})
-    if args.image:
-        executable = {"type": DOCKER_EXECUTABLE, **executable, "image": args.image}
-    if not executable.get("image") and not args.file:
-        raise UsageError("say what to run: --image IMAGE (or --file REQUEST.yaml)")
-    executable.setdefault("type", DOCKER_EXECUTABLE)
-    if args.command:
-        executable["entrypoint"] = list(args.command)
-    if args.env:
-        executable["environment"] = {**(executable.get("environment") or {}), **environment(args.env)}
+    _notebook_checks(args)
+    if args.image and args.chart:
+        raise UsageError("give --image or --chart, not both")
+    if args.notebook:
+        if args.command or args.repository or args.chart_version or args.values:
+            raise UsageError("a notebook has no entrypoint, --repository, --chart-version or --values")
+        executable = {"type": NOTEBOOK_EXECUTABLE, "location": args.notebook}
+        if args.image:
+            executable["image"] = args.image
+        if args.mode:
+            executable["mode"] = args.mode
+        if args.env:
+            executable["environment"] = environment(args.env)
+        if args.sessions:
+            body["sessions"] = args.sessions
+    elif args.chart:
+        if args.command or args.env:
+            raise UsageError("a chart has no entrypoint or --env: give its --values instead")
+        executable = {"type": HELM_EXECUTABLE, "chart": args.chart}
+        if args.repository:
+            executable["repository"] = args.repository
+        if args.chart_version:
+            executable["version"] = args.chart_version
+        if args.values:
+            executable["values"] = read_body(args.values, stdin)
+    else:
+        if args.repository or args.chart_version or args.values:
+            raise UsageError("--repository, --chart-version and --values go with --chart")
+        if args.image:
+            executable = {"type": DOCKER_EXECUTABLE, **executable, "image": args.image}
+        if not executable.get("image") and not executable.get("chart") and not args.file:
+            raise UsageError("say what to run: --image IMAGE, --chart CHART (or --file REQUEST.yaml)")
+        executable.setdefault("type", DOCKER_EXECUTABLE)
+        if args.command:
+            executable["entrypoint"] = list(args.command)
+        if args.env:
+            executable["environment"] = {**(executable.get("environment") or {}), **environment(args.env)}
     body["executable"] = executable
     if args.name:
         body["name"] = args.name
-    body.setdefault("name", str(executable.get("image") or "execplanner-cli"))
+    body.setdefault("name", str(executable.get("location", "").rsplit("/", 1)[-1] or executable.get("image")
+                                or executable.get("chart") or "execplanner-cli"))
     if args.cores or args.memory:
         resources = dict(body.get("resources") or {})
         compute = [dict(c) for c in resources.get("compute") or []] or [{"type": SIMPLE_COMPUTE}]
@@ -386,26 +468,49 @@ def cmd_offers(args, ctx: Context) -> int:
         body["schedule"] = schedule
     if args.count is not None:
         body["offers"] = args.count
+    return body
 
+
+def pending(offerset: Any) -> bool:
+    """An offer set still being prepared: no result yet (older planners said PENDING)."""
+    return isinstance(offerset, dict) and offerset.get("result") in (None, "PENDING")
+
+
+def ask_offers(args, ctx: Context, body: dict) -> dict:
+    """POST the offer set, follow the 303, and look again while it is being prepared."""
     deadline = time.monotonic() + args.wait
     with ctx.progress() as progress:
         # The planner holds the POST a few seconds for the operator's answer; then, if it
-        # has none yet, the offer set says PENDING and we look again until it does.
+        # has none yet, the offer set has no result yet and we look again until it does.
         progress.update("asking the planner for offers")
         response = ctx.client.request("POST", "/offersets", json_body=body)
         offerset, where = response.json(), response.url
-        while isinstance(offerset, dict) and offerset.get("result") == "PENDING":
+        while pending(offerset):
             if time.monotonic() >= deadline:
                 raise CliError(f"the planner has not answered offer set {offerset.get('uuid') or where} "
-                               f"within {args.wait:g}s (it is still PENDING; raise --wait)")
+                               f"within {args.wait:g}s (it is still being prepared, PENDING; raise --wait)")
             progress.update("waiting for the planner's offers (PENDING)")
             ctx.sleep(POLL_INTERVAL)
             offerset = ctx.client.get_json(where)
+    if not isinstance(offerset, dict):
+        raise CliError("unexpected answer from the planner: an offer set should be a JSON object")
+    return offerset
+
+
+def message_text(message: Any) -> str:
+    """A message of the ExecutionBroker's (MessageItem: its text and level), or plain text."""
+    if isinstance(message, dict):
+        text = str(message.get("message") or message.get("template") or "")
+        level = message.get("level")
+        return f"{text} ({level})" if level and level not in ("INFO", "OTHER") else text
+    return str(message)
+
+
+def cmd_offers(args, ctx: Context) -> int:
+    offerset = ask_offers(args, ctx, offerset_body(args))
     if ctx.output != "table":
         ctx.dump(offerset)
         return 0
-    if not isinstance(offerset, dict):
-        raise CliError("unexpected answer from the planner: an offer set should be a JSON object")
     offers = [o for o in offerset.get("offers") or [] if isinstance(o, dict)]
     result = str(offerset.get("result") or "?")
     expires = parse_time(offerset.get("expires"))
@@ -417,7 +522,7 @@ def cmd_offers(args, ctx: Context) -> int:
     if offers:
         rows = [[str(i)] + session_row(o) for i, o in enumerate(offers, 1)]
         ctx.print(table(["#"] + SESSION_HEADERS, rows, right=[0]))
-    messages = [str(m) for m in offerset.get("messages") or []]
+    messages = [message_text(m) for m in offerset.get("messages") or []]
     if messages:
         ctx.print("messages:" if offers else "why:")
         for m in messages:
@@ -428,9 +533,26 @@ def cmd_offers(args, ctx: Context) -> int:
 
 
 def cmd_accept(args, ctx: Context) -> int:
-    session = update_session(ctx, args.session, "ACCEPTED")
+    """Accept SESSION; or, given a task (--image or --chart), ask for offers and accept the first."""
+    if not (args.image or args.chart or args.notebook or args.file):
+        if len(args.command) != 1:
+            raise UsageError("say which offer: execplanner accept SESSION (or a task: --image IMAGE or "
+                             "--chart CHART)")
+        session = update_session(ctx, args.command[0], "ACCEPTED")
+        state = session.get("state", "?") if isinstance(session, dict) else "?"
+        show_session(ctx, session, f"session {args.command[0]}: {state}")
+        return 0
+    offerset = ask_offers(args, ctx, offerset_body(args))
+    offers = [o for o in offerset.get("offers") or [] if isinstance(o, dict) and o.get("state") == "OFFERED"]
+    if not offers:
+        why = "; ".join(message_text(m) for m in offerset.get("messages") or []) or "no reason given"
+        raise CliError(f"offer set {offerset.get('uuid', '?')}: {offerset.get('result') or '?'}, nothing to accept "
+                       f"({why})")
+    chosen = str(offers[0].get("uuid") or "")
+    session = update_session(ctx, chosen, "ACCEPTED")
     state = session.get("state", "?") if isinstance(session, dict) else "?"
-    show_session(ctx, session, f"session {args.session}: {state}")
+    show_session(ctx, session, f"offer set {offerset.get('uuid', '?')}: accepted the first of {len(offers)} "
+                               f"offer{'s' if len(offers) != 1 else ''}, session {chosen}: {state}")
     return 0
 
 
@@ -551,6 +673,23 @@ def cmd_logs(args, ctx: Context) -> int:
         "job": lambda: ctx.client.get_text(f"{job_url(args.id)}/results/log"),
     })
     ctx.stdout.write(text if not text or text.endswith("\n") else text + "\n")
+    return 0
+
+
+def cmd_result(args, ctx: Context) -> int:
+    """A batch notebook's executed notebook, to standard output or --out."""
+    kind, text = _either(args, {
+        "session": lambda: ctx.client.get_text(f"/sessions/{q(args.id)}/result"),
+        "job": lambda: ctx.client.get_text(f"{job_url(args.id)}/results/notebook"),
+    })
+    if args.out:
+        try:
+            Path(args.out).write_text(text)
+        except OSError as exc:
+            raise CliError(f"cannot write {args.out}: {exc.strerror or exc}", 2) from None
+        ctx.stderr.write(f"the executed notebook ({len(text.encode())} bytes) is in {args.out}\n")
+    else:
+        ctx.stdout.write(text if not text or text.endswith("\n") else text + "\n")
     return 0
 
 

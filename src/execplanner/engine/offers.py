@@ -11,16 +11,23 @@ Offer order (deterministic):
   2. alternatives trading start time for size/duration, by start: maximum size (extended as
      far as it fits), minimum size for the maximum duration (sized up), maximum size for the
      maximum duration; an alternative is dropped when an earlier offer dominates it (starts no
-     later, nothing smaller, runs no shorter).
+     later, nothing smaller, runs no shorter);
+  3. alternatives in time, when fewer than asked for remain and the client named at most one
+     start window: the earliest offer (sized as the first) starting once every offer so far
+     has ended, again and again. They are not pruned as dominated (a later start is what a
+     client choosing a slot wants), and they never overlap one another, so all of them can be
+     held at once. Several named windows are several slots instead: one offer each.
 `minimal` asks for exactly the minimum at the earliest start: one offer.
 """
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from execplanner.api.units import format_instant
 
 from .capacity import Capacity, NodeState
 from .filters import PodFilter, Toleration
@@ -295,6 +302,22 @@ def _pick(first: Offer, alternatives: list[Offer], count: int, windows: Windows 
     return chosen[:count]
 
 
+def _in_time(chosen: list[Offer], count: int, windows: Windows, at: Callable[[Windows], Offer | None]) -> list[Offer]:
+    """`chosen`, then alternatives in time up to `count`: each `at` the windows from the end of
+    every offer so far (the earliest offer starting once they have all ended). Only for at most
+    one window: several windows are several slots, one offer each."""
+    if len(windows) > 1:
+        return chosen
+    out = list(chosen)
+    while len(out) < count:
+        later = clip(windows, max(o.end for o in out))
+        offer = at(later) if later else None
+        if offer is None:
+            break
+        out.append(offer)
+    return out
+
+
 def _flexible_offers(cal: Capacity, request: Request, windows: Windows, count: int, namespace: str | None) -> OfferResult:
     low = Resources(request.cpu.min, request.memory.min, request.gpu.min, request.ephemeral, 1)
     high = Resources(request.cpu.max, request.memory.max, request.gpu.max, request.ephemeral, 1)
@@ -323,8 +346,12 @@ def _flexible_offers(cal: Capacity, request: Request, windows: Windows, count: i
     per_window = [sized(earliest(cal, low, flt, dmin, [w], namespace), low, high, dmin, dmax)
                   for w in windows if not w[0] <= t1 <= w[1]]
     per_window = [o for o in per_window if o is not None]
+
+    def next_slot(ws: Windows) -> Offer | None:
+        return sized(earliest(cal, low, flt, dmin, ws, namespace), low, high, dmin, dmax)
+
     if high == low and dmax == dmin:
-        return OfferResult(_pick(first, per_window, count, windows), [])
+        return OfferResult(_in_time(_pick(first, per_window, count, windows), count, windows, next_slot), [])
     later = clip(windows, t1)
     t_big = earliest(cal, high, flt, dmin, later, namespace)
     t_long = earliest(cal, low, flt, dmax, later, namespace)
@@ -336,7 +363,7 @@ def _flexible_offers(cal: Capacity, request: Request, windows: Windows, count: i
         sized(t_long, low, high, dmax, dmax),
         sized(t_both, high, high, dmax, dmax),
     ) if o is not None]
-    return OfferResult(_pick(first, alternatives + per_window, count, windows), [])
+    return OfferResult(_in_time(_pick(first, alternatives + per_window, count, windows), count, windows, next_slot), [])
 
 
 def no_offer_reasons(cal: Capacity, need: Resources, flt: PodFilter, duration: int, windows: Windows,
@@ -388,11 +415,20 @@ def _pod_set_offers(cal: Capacity, request: Request, windows: Windows, count: in
     first = _pod_set_earliest(cal, pods, dmin, dmax, windows, namespace)
     if isinstance(first, list):
         return OfferResult([], first)
-    if count <= 1 or dmax == dmin or first.duration == dmax or request.minimal:
+    if count <= 1 or request.minimal:
         return OfferResult([first], [])
-    longer = _pod_set_earliest(cal, pods, dmax, dmax, clip(windows, first.start), namespace)
-    alternatives = [longer] if isinstance(longer, Offer) else []
-    return OfferResult(_pick(first, alternatives, count), [])
+
+    def at(ws: Windows, shortest: int = dmin) -> Offer | None:
+        found = _pod_set_earliest(cal, pods, shortest, dmax, ws, namespace) if ws else None
+        return found if isinstance(found, Offer) else None
+
+    alternatives = []
+    if dmax != dmin and first.duration != dmax:
+        alternatives.append(at(clip(windows, first.start), dmax))
+    # The earliest start in each further window the client named (one time slot per offer).
+    alternatives += [at([w]) for w in windows if not w[0] <= first.start <= w[1]]
+    chosen = _pick(first, [o for o in alternatives if o is not None], count, windows)
+    return OfferResult(_in_time(chosen, count, windows, at), [])
 
 
 def _pod_set_earliest(cal: Capacity, pods: tuple[PodRequest, ...], dmin: int, dmax: int, windows: Windows,
@@ -404,11 +440,19 @@ def _pod_set_earliest(cal: Capacity, pods: tuple[PodRequest, ...], dmin: int, dm
     quota = cal.quota_of(namespace)
     if quota is not None and not need_total.fits(quota):
         return no_offer_reasons(cal, need_total, PodFilter(), dmin, windows, namespace, "the pod set: ")
+    same = _identical(pods)
+    if same is not None:
+        held = _identical_room(cal, same, lambda node: node.free)
+        if 0 < sum(held.values()) < len(pods):  # (none at all: the pod alone says why, below)
+            return [_identical_reason(same, len(pods), held, "the {nodes} that may run them hold at most {most} at "
+                                      "once ({where}); {short} short")]
+    distinct = list({(p.requests, tuple(sorted(p.node_selector.items())), p.tolerations): p for p in pods}.values())
+    all_windows = windows
     t: int | None = windows[0][0]
     breakpoints: list[int] | None = None
     while t is not None:
         windows = clip(windows, t)
-        for pod in pods:  # skip to where every pod fits alone
+        for pod in distinct:  # skip to where every pod fits alone
             tp = earliest(cal, pod.requests, pod.filter, dmin, windows, None)
             if tp is None:
                 return no_offer_reasons(cal, pod.requests, pod.filter, dmin, windows, None, f"pod {pod.name}: ")
@@ -428,8 +472,61 @@ def _pod_set_earliest(cal: Capacity, pods: tuple[PodRequest, ...], dmin: int, dm
         if breakpoints is None:
             breakpoints = _all_breakpoints(cal, windows, namespace)
         t = _next_after(breakpoints, t)
+    if same is not None:
+        return [_identical_at_best(cal, same, len(pods), dmin, _all_breakpoints(cal, all_windows, namespace))]
     return [Reason("capacity", "the pod set does not fit together on the nodes at any start in the windows "
                                "(each pod fits alone; sets are placed greedily beyond 8 pods)")]
+
+
+def _identical(pods: Sequence[PodRequest]) -> PodRequest | None:
+    """The one pod of a set of identical pods (a workshop's sessions), or None."""
+    first = pods[0]
+    for p in pods[1:]:
+        if p.requests != first.requests or p.tolerations != first.tolerations or \
+                dict(p.node_selector) != dict(first.node_selector):
+            return None
+    return first
+
+
+def _identical_room(cal: Capacity, pod: PodRequest, free_of) -> dict[str, int]:
+    """How many copies of `pod` each node that may run it holds, given its free room."""
+    need, flt, out = pod.requests, pod.filter, {}
+    for node in cal.nodes.values():
+        if filter_failure(node, flt) is not None:
+            continue
+        free = free_of(node)
+        out[node.name] = max(0, min(free[r] // need[r] for r in range(5) if need[r] > 0))
+    return out
+
+
+def _identical_reason(pod: PodRequest, count: int, held: dict[str, int], says: str, at: int | None = None) -> Reason:
+    """Why `count` copies of `pod` do not fit: how many the nodes hold, where, and how many short."""
+    need = pod.requests
+    size = ", ".join(amount(NAMES[r], need[r]) for r in range(3) if need[r] or r < 2)
+    all_in = ", ".join(amount(NAMES[r], need[r] * count) for r in range(3) if need[r] or r < 2)
+    most = sum(held.values())
+    groups: dict[int, list[str]] = {}
+    for name, n in held.items():
+        if n:
+            groups.setdefault(n, []).append(name)
+    where = ", ".join(f"{n} on {names[0]}" if len(names) == 1 else f"{n} each on {len(names)} nodes"
+                      for n, names in sorted(groups.items(), reverse=True)) or "none anywhere"
+    nodes = f"{len(held)} node{'s' if len(held) != 1 else ''}"
+    message = f"{count} pods of {size} each ({all_in} in all): " + says.format(
+        nodes=nodes, most=most, where=where, short=count - most, at=format_instant(at) if at is not None else "")
+    return Reason("capacity", message, resource="pods", needed=count, available=most, at=at)
+
+
+def _identical_at_best(cal: Capacity, pod: PodRequest, count: int, duration: int, starts: list[int]) -> Reason:
+    """The most copies of `pod` that fit at once at any of `starts` (the earliest such start)."""
+    best: tuple[int, int, dict[str, int]] | None = None
+    for t in starts:
+        held = _identical_room(cal, pod, lambda node: node.free_over(t, t + duration))
+        if best is None or sum(held.values()) > best[0]:
+            best = (sum(held.values()), t, held)
+    assert best is not None, "the windows are not empty"
+    return _identical_reason(pod, count, best[2], "at most {most} fit at once at any start in the windows (the most "
+                             "from {at}: {where}); {short} short", at=best[1])
 
 
 def _pod_set_run_end(cal: Capacity, assignments: Sequence[Assignment], start: int, until: int,

@@ -11,12 +11,21 @@ from execplanner.api.units import UnitError, parse_count, parse_interval, task_c
 from .filters import toleration_from_dict
 from .fit import PodRequest
 from .offers import Range, Request
+from .resources import Resources
+
+
+def session_pod(session: int) -> str:
+    """The engine's (and status.booking.placements') name of a notebook session's pod."""
+    return f"session-{session}"
 
 
 def plan_request(spec: PlanSpec, extra_tolerations: Sequence[Mapping[str, Any]] = (),
                  pods: Sequence[PodRequest] | None = None) -> Request:
     """The engine's view of a plan: a flexible single pod from spec.resources, or, for a chart,
-    the fixed pod set `pods` (its footprint). Raises UnitError naming the field."""
+    the fixed pod set `pods` (its footprint). An interactive notebook's pod is "session-1"; a
+    workshop (spec.sessions > 1) is the fixed set of its sessions' identical pods, each of the
+    resources' minimum, so that all are placed for the whole booking or none. Raises
+    UnitError naming the field."""
     duration = _range(spec.schedule.duration, task_duration, "spec.schedule.duration")
     windows = tuple(parse_interval(w, f"spec.schedule.start[{i}]") for i, w in enumerate(spec.schedule.start))
     tolerations = tuple(toleration_from_dict(t) for t in [*spec.tolerations, *extra_tolerations])
@@ -27,11 +36,16 @@ def plan_request(spec: PlanSpec, extra_tolerations: Sequence[Mapping[str, Any]] 
         cpu = _range(r.cores, task_cores, "spec.resources.cores")
         memory = _range(r.memory, task_memory, "spec.resources.memory")
         gpu = _range(r.gpus, parse_count, "spec.resources.gpus") if r.gpus else Range(0, 0)
+    if pods is None and spec.sessions > 1:
+        each = Resources(cpu.min, memory.min, gpu.min, 0, 1)
+        pods = [PodRequest(session_pod(i), each, dict(spec.node_selector), tolerations)
+                for i in range(1, spec.sessions + 1)]
     if pods is not None:
         return Request(duration=duration, windows=windows or None, node_selector=dict(spec.node_selector),
                        tolerations=tolerations, pods=tuple(pods))
+    name = session_pod(1) if spec.executable.is_notebook and not spec.executable.is_batch else "main"
     return Request(cpu=cpu, memory=memory, gpu=gpu, duration=duration, windows=windows or None,
-                   node_selector=dict(spec.node_selector), tolerations=tolerations)
+                   node_selector=dict(spec.node_selector), tolerations=tolerations, name=name)
 
 
 def check_units(spec: PlanSpec) -> None:

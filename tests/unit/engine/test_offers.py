@@ -62,6 +62,41 @@ def test_one_offer_per_named_window_even_when_the_first_is_better():
     assert len(cal.offers(req(8, hours=1, windows=windows), now=0, count=1).offers) == 1
 
 
+def test_alternatives_in_time_when_the_first_is_already_the_largest():
+    cal = cluster(16)
+    # Fixed size (16 cores, 1 h): every later start is "dominated" by the first, yet a client
+    # asking for three offers gets three slots, each once the ones before it have ended (so
+    # that all three can be held at once).
+    offers = cal.offers(req(16, hours=1), now=0, count=3).offers
+    assert [(o.start, o.cpu, o.duration) for o in offers] == [(0, 16_000, H), (H, 16_000, H), (2 * H, 16_000, H)]
+    # Now, after the booking that holds the node ends, and after that.
+    cal.book("b", "ns", [("n0", vec(12))], 0, 2 * H + 30)
+    offers = cal.offers(req(8, hours=1), now=0, count=3).offers
+    assert [o.start for o in offers] == [2 * H + 30, 3 * H + 30, 4 * H + 30]
+    # The largest size for the longest time at once: the trade-offs are dominated by the first,
+    # the slots in time are not.
+    offers = cal.offers(req(2, 4, hours=1, hours_max=2), now=0, count=3).offers
+    assert [(o.start, o.cpu, o.duration) for o in offers] == [(0, 4000, 2 * H), (2 * H, 4000, 2 * H),
+                                                               (4 * H, 4000, 2 * H)]
+    # A single window bounds the starts; one offer each when the client names several windows.
+    offers = cal.offers(req(4, hours=1, windows=((0, 90 * 60),)), now=0, count=3).offers
+    assert [o.start for o in offers] == [0, H]
+    assert len(cal.offers(req(4, hours=1), now=0, count=1).offers) == 1
+
+
+def test_pod_sets_get_alternatives_in_time_and_one_offer_per_window():
+    cal = cluster(8, 8)
+    pods = tuple(PodRequest(f"p{i}", vec(6)) for i in range(2))
+    offers = cal.offers(Request(duration=Range(H, H), pods=pods), now=0, count=3).offers
+    assert [o.start for o in offers] == [0, H, 2 * H] and all(o.cpu == 12_000 for o in offers)
+    for i, o in enumerate(offers):  # never overlapping: all of them can be held at once
+        cal.book(f"hold{i}", "ns", o.placements, o.start, o.end, expires=10)
+    assert cal.check_invariant() == []
+    windows = ((10 * H, 10 * H + 60), (20 * H, 20 * H + 60))
+    offers = cal.offers(Request(duration=Range(H, H), pods=pods, windows=windows), now=0, count=3).offers
+    assert [o.start for o in offers] == [10 * H, 20 * H]
+
+
 def test_minimal_returns_exactly_the_minimum():
     cal = cluster(16)
     offers = cal.offers(req(4, 16, hours=1, hours_max=8, minimal=True), now=0).offers

@@ -9,7 +9,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
+from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient, TestServer
 
 from execplanner.cluster.charts import ChartSettings
@@ -21,6 +21,8 @@ from execplanner.planner.http.common import Service
 from execplanner.planner.identity import Authenticator
 from execplanner.planner.metrics import Metrics
 from execplanner.planner.settings import PlannerSettings
+
+from . import ivoa_schemas
 
 GI = 1 << 30
 STATIC = {"token-alice": "alice", "token-bob": "bob"}
@@ -55,19 +57,68 @@ class FakeKube:
 
     def __init__(self, cache: FakeCache) -> None:
         self.cache, self.created = cache, []
+        self.logs: dict[tuple[str, str], str] = {}  # (namespace, pod) -> its log
+
+    async def pod_log(self, namespace: str, pod: str, container: str | None, limit_bytes: int = 1 << 20) -> str:
+        from kubernetes_asyncio.client.exceptions import ApiException
+        if (namespace, pod) not in self.logs:
+            raise ApiException(status=404, reason="Not Found")
+        return self.logs[(namespace, pod)][:limit_bytes]
 
     async def ensure_namespace(self, name: str, user: str) -> None:
         pass
 
     async def create_plan(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
-        plan = {**body, "metadata": {**body["metadata"], "namespace": namespace,
-                                     "creationTimestamp": "2026-01-01T00:00:00Z"}}
+        plan = {**body, "metadata": {**body["metadata"], "namespace": namespace, "resourceVersion": "1",
+                                     "uid": f"uid-{len(self.created)}", "creationTimestamp": "2026-01-01T00:00:00Z"}}
         self.created.append(plan)
         self.cache.plans[(namespace, plan["metadata"]["name"])] = plan
         return plan
 
     async def get_plan(self, namespace: str, name: str):
         return self.cache.plans.get((namespace, name))
+
+    async def patch_spec(self, namespace: str, name: str, spec: dict[str, Any], resource_version: str | None = None):
+        plan = self.cache.plans.get((namespace, name))
+        if plan is None:
+            return None
+        plan["spec"] = {**plan["spec"], **spec}
+        plan["metadata"]["resourceVersion"] = str(int(plan["metadata"]["resourceVersion"]) + 1)
+        return plan
+
+
+def make_offers(svc: Service, now: int, expires_in: int = 300) -> None:
+    """What the operator does with the fake cache's new Manual plans: their offers, from the
+    engine as operator/booking.py writes them (a chart's from a stand-in footprint: one pod of
+    2 cores and 1Gi per `values.replicas`), in status; or Rejected, with the reasons. And the
+    indexes of offer sets and sessions that the planner's cache keeps."""
+    from execplanner.api.plan import PlanSpec
+    from execplanner.engine import PodRequest, format_cpu, format_instant, format_memory
+    from execplanner.engine.specs import plan_request
+    from execplanner.planner.cache import OFFERSET_LABEL, session_uuid
+
+    cache = svc.cache
+    for key, plan in cache.plans.items():
+        if plan.get("status") or (plan["spec"].get("acceptPolicy") != "Manual"):
+            continue
+        spec = PlanSpec.model_validate(plan["spec"])
+        pods = None
+        if spec.executable.is_helm:
+            replicas = int((spec.executable.values or {}).get("replicas", 1))
+            pods = [PodRequest(f"web-{i}", Resources(2000, GI, 0, 0, 1)) for i in range(replicas)]
+        result = cache.calendar.offers(plan_request(spec, pods=pods), now, count=spec.offers, namespace=key[0])
+        if not result.offers:
+            plan["status"] = {"phase": "Rejected", "message": "; ".join(r.message for r in result.reasons)}
+        else:
+            plan["status"] = {"phase": "Offered", "message": f"{len(result.offers)} offers", "offers": [
+                {"id": str(i), "start": format_instant(o.start), "end": format_instant(o.end),
+                 "cores": format_cpu(o.cpu), "memory": format_memory(o.memory), "gpus": o.gpu,
+                 "expires": format_instant(now + expires_in), "placements": []}
+                for i, o in enumerate(result.offers, 1)]}
+        osid = plan["metadata"]["labels"][OFFERSET_LABEL]
+        cache.offersets[osid] = key
+        for o in plan["status"].get("offers") or []:
+            cache.sessions[session_uuid(osid, o["id"])] = (key, o["id"])
 
 
 def make_service(tmp_path: Path, chart_cfg: ChartSettings | None = None, entries: int = 16,
@@ -82,8 +133,19 @@ def make_service(tmp_path: Path, chart_cfg: ChartSettings | None = None, entries
                    access=AccessLog(False))
 
 
+class CheckedClient(TestClient):
+    """aiohttp's test client, holding every answer of /accepts, /offersets and /sessions to the
+    IVOA documents' schemas (ivoa_schemas.py): one that departs fails the request."""
+
+    async def _request(self, method: str, path: Any, **kwargs: Any) -> ClientResponse:
+        resp = await super()._request(method, path, **kwargs)
+        body = await resp.read()  # (kept: the test reads it again)
+        ivoa_schemas.check(resp.url.path, resp.status, resp.content_type, body)
+        return resp
+
+
 async def client_for(svc: Service) -> TestClient:
-    client = TestClient(TestServer(make_app(svc)))
+    client = CheckedClient(TestServer(make_app(svc)))
     await client.start_server()
     return client
 

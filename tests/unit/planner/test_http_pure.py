@@ -58,6 +58,52 @@ def test_uws_phases_follow_the_plan(p, phase):
     assert job_phase(p) == phase
 
 
+def run(phase, reason=None):
+    return {"status": {"phase": phase, **({"reason": reason} if reason else {})}}
+
+
+@pytest.mark.parametrize("p, r, phase", [
+    # UWS 1.1: a job that exceeds its executionduration is aborted by the service: ABORTED.
+    (plan("Failed"), run("ABORTED", "TimeLimitExceeded"), "ABORTED"),
+    (plan("Failed"), run("ERROR", "Error"), "ERROR"),
+    (plan("Failed"), None, "ERROR"),                         # it failed before it ran
+    (plan("Failed"), run("EXECUTING"), "EXECUTING"),         # the run's end is on its way
+    (plan("Completed"), run("COMPLETED"), "COMPLETED"),
+    (plan("Cancelled"), run("ABORTED", "Aborted"), "ABORTED"),
+    (plan("Running"), run("EXECUTING"), "EXECUTING"),
+])
+def test_uws_phases_read_the_run_too(p, r, phase):
+    assert job_phase(p, r) == phase
+
+
+def test_a_chart_offer_set_request_becomes_a_helm_chart_plan():
+    req = tasks.read_offerset({"executable": {"type": "uri://kubernetes-helm", "chart": "gaia", "version": "1.0",
+                                              "repository": "https://charts.example.org", "values": {"n": 3}},
+                               "resources": {"compute": [{"memory": {"requested": {"min": 360, "max": 400}}}]},
+                               "schedule": {"requested": {"duration": "PT9H"}}}, 3)
+    assert req.spec["executable"] == {"type": "helm-chart", "chart": "gaia", "version": "1.0",
+                                      "repository": "https://charts.example.org", "values": {"n": 3}}
+    assert req.spec["resources"] == {"cores": {"min": "100000", "max": "100000"},
+                                     "memory": {"min": "360Gi", "max": "400Gi"}}  # caps: cores not asked, none
+    assert req.requested == {"compute": {"memory": {"min": 360, "max": 400}}, "schedule": {"duration": "PT9H"}}
+    assert "resources" not in tasks.read_offerset({"executable": {"type": "helm-chart", "chart": "x"}}, 1).spec
+
+
+@pytest.mark.parametrize("requested, field", [
+    ({"memory": {"requested": {"min": 1, "units": "GiBs"}}}, "resources.compute[0].memory.requested.units"),
+    ({"cores": {"requested": {"min": 1, "units": "MiB"}}}, "resources.compute[0].cores.requested.units"),
+    ({"memory": {"requested": {"min": 512, "units": "kB"}}}, "resources.compute[0].memory.requested.min"),
+])
+def test_memory_units_are_the_drafts(requested, field):
+    with pytest.raises(tasks.BadRequest) as e:
+        tasks.read_offerset({"executable": {"type": ivoa.EB_DOCKER, "image": "x"},
+                             "resources": {"compute": [requested]}}, 1)
+    assert e.value.field == field
+    spec = tasks.read_offerset({"executable": {"type": ivoa.EB_DOCKER, "image": "x"}, "resources": {"compute": [
+        {"memory": {"requested": {"min": 1500, "units": "MB"}}}]}}, 1).spec
+    assert spec["resources"]["memory"] == {"min": "1500M", "max": "1500M"}
+
+
 def test_offerset_request_becomes_a_manual_plan():
     req = tasks.read_offerset({
         "name": "gaia", "executable": {"type": ivoa.EB_DOCKER, "image": {"name": "ghcr.io/x/y", "tag": "1.0"},

@@ -20,5 +20,5 @@ def test_bodies_are_the_models():
         fields = {f.alias or name for name, f in model.model_fields.items()}
         assert set(schemas[model.__name__]["properties"]) == fields, model.__name__
     assert schemas["AcceptsRequest"]["properties"]["tasktype"]["enum"] == sorted(ivoa.NOTE_TYPES)
-    assert schemas["OfferSetRequest"]["properties"]["offers"]["anyOf"][0]["maximum"] == 20
+    assert schemas["OfferSetRequest"]["properties"]["offers"]["anyOf"][0]["maximum"] == 10  # the CRD holds 10
     assert schemas["NoteResources"]["additionalProperties"] is False  # unknown resources are refused

@@ -136,7 +136,7 @@ async def test_anonymous_charts_come_from_an_allowlisted_repository_or_the_rende
         r = await client.post("/accepts", json=chart_task("tiny", repo.url, replicas=3))
         body = await r.json()
         assert r.status == 200 and body["responseword"] == "YES", body["reponseinfo"]
-        assert body["resources"]["mincores"] == "6" and "3 pod(s)" in body["footprint"], body
+        assert body["resources"]["mincores"] == 6 and "3 pod(s)" in body["footprint"], body
         assert repo.hits >= 1 and svc.charts.renders == 1
         hits = repo.hits
         r = await client.post("/accepts", json=chart_task("tiny", repo.url, replicas=3))
@@ -150,7 +150,7 @@ async def test_anonymous_charts_come_from_an_allowlisted_repository_or_the_rende
         assert r.status == 403 and body["field"] == "taskinfo.chart" and "render cache" in body["error"], body
         assert svc.charts.renders == 1
         r = await client.post("/accepts", json=chart_task(local), headers=bearer("token-alice"))
-        assert r.status == 200 and (await r.json())["resources"]["mincores"] == "1"
+        assert r.status == 200 and (await r.json())["resources"]["mincores"] == 1
         assert svc.charts.renders == 2
         await svc.charts.footprint(svc.cache.calendar, ChartRef(local), {}, "default")  # as if asked before
         assert svc.charts.renders == 3
