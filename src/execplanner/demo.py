@@ -156,6 +156,8 @@ def main() -> int:
               flush=True)
         cli.main(["run", "--image", "busybox:1.36", "--cores", "1", "--duration", "1m", *http, "--", "echo", "hello"])
 
+        _workshop(custom, http)
+
         heading("6. The web page: the calendar, the question, booking and your bookings (docs/web.md)")
         print(f"  {pl.url}/                    anyone: capacity over time, no names; ask \"can I run this?\"")
         print(f"  {pl.url}/?login_hint={USER}    signed in as {USER} (the development issuer's sign-in, "
@@ -182,6 +184,45 @@ def main() -> int:
     print("\nDone. Next: read README.md, or run `make test`.")
     print(f"The web page, signed in as {USER} (with `make planner &` running): {page}/?login_hint={USER}")
     return 0
+
+
+def _workshop(custom: client.CustomObjectsApi, http: list[str]) -> None:
+    """The seeds' workshop (examples/plan-workshop.yaml: 30 notebook sessions of 7 cores and 12Gi,
+    next Tuesday 15:00-17:00) applied as it is: the default nodes cannot hold it, so it is
+    refused with the shortfall. Then as many sessions as the message says fit, booked with the
+    CLI through the planner (POST /offersets, all or nothing), shown, and cancelled again."""
+    import io
+    from datetime import datetime, timedelta, timezone
+    heading("5b. The seeds' workshop: 30 notebook sessions of 7 cores, next Tuesday 15:00-17:00 (docs/notebooks.md)")
+    today = datetime.now(timezone.utc).date()
+    tuesday = today + timedelta(days=(1 - today.weekday()) % 7 or 7)
+    window = f"{tuesday}T15:00:00Z/{tuesday}T17:00:00Z"
+    body = yaml.safe_load((ROOT / "examples" / "plan-workshop.yaml").read_text())
+    body["spec"]["schedule"]["start"] = [window]
+    custom.create_namespaced_custom_object(GROUP, VERSION, DEMO_NS, PLURAL, body)
+    print(f"  kubectl apply -f examples/plan-workshop.yaml   (its window made {window})", flush=True)
+    status: dict = {}
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and status.get("phase") in (None, "Pending"):
+        time.sleep(0.5)
+        status = custom.get_namespaced_custom_object(GROUP, VERSION, DEMO_NS, PLURAL, "plan-workshop").get("status") or {}
+    print(f"  plan-workshop: {status.get('phase', 'Pending')}: {status.get('message', '')}")
+    fits = re.search(r"hold at most (\d+)|at most (\d+) fit", status.get("message") or "")
+    sessions = int(next(g for g in fits.groups() if g)) if fits else 8
+    location = body["spec"]["executable"]["location"]
+    args = ["--notebook", location, "--sessions", str(sessions), "--cores", "7", "--memory", "12Gi",
+            "--duration", "2h", "--start", window, "--name", "workshop"]
+    print(f"\n  A workshop that fits, {sessions} sessions, booked through the planner:"
+          f"\n  $ execplanner accept {' '.join(args)}", flush=True)
+    buffer = io.StringIO()  # (read for the session's uuid)
+    cli.main(["accept", *args, *http], stdout=buffer)
+    out = buffer.getvalue()
+    print("  " + out.rstrip("\n").replace("\n", "\n  "), flush=True)
+    booked = re.search(r"session ([0-9a-f-]{36})", out)
+    if booked:  # the endpoints appear at the start (next Tuesday); leave the capacity free
+        print(f"  (each session's URL and token Secret are listed from the start: execplanner runs, or "
+              f"GET /sessions/{booked.group(1)})\n  $ execplanner cancel {booked.group(1)}", flush=True)
+        cli.main(["cancel", booked.group(1), *http])
 
 
 def _fresh(core: client.CoreV1Api, custom: client.CustomObjectsApi) -> None:

@@ -106,6 +106,8 @@ class FakePlanner:
         r.add_get("/sessions", self.list_sessions)
         r.add_post("/sessions/{uuid}", self.update_session)
         r.add_get("/sessions/{uuid}/log", self.session_log)
+        r.add_get("/sessions/{uuid}/result", self.session_result)
+        r.add_get("/uws/jobs/{id}/results/notebook", self.job_notebook)
         r.add_get("/uws/jobs", self.list_jobs)
         r.add_post("/uws/jobs", self.create_job)
         r.add_get("/uws/jobs/{id}", self.get_job)
@@ -133,7 +135,7 @@ class FakePlanner:
     async def create_offerset(self, request):
         body = await request.json()
         exe = body.get("executable") or {}
-        if not exe.get("image") and not exe.get("chart"):
+        if not exe.get("image") and not exe.get("chart") and not exe.get("location"):
             return jerror(400, "executable.image: required")
         oid = str(uuidlib.uuid4())
         offers = [] if "too-big" in (exe.get("image"), exe.get("chart")) else [
@@ -141,6 +143,8 @@ class FakePlanner:
             for i in range(int(body.get("offers", 2)))]
         for o in offers:
             o["executable"] = exe
+            if body.get("sessions"):
+                o["sessions"] = body["sessions"]
             self.sessions[o["uuid"]] = o
         self.offersets[oid] = {"uuid": oid, "href": f"/offersets/{oid}", "name": body.get("name"),
                                "created": rfc(NOW), "expires": rfc(NOW + timedelta(minutes=5)),
@@ -172,7 +176,22 @@ class FakePlanner:
         if update.get("type") != "uri:enum-value-update" or update.get("path") != "state":
             return jerror(400, "update.type: expected uri:enum-value-update")
         session["state"] = {"ACCEPTED": "WAITING"}.get(update["value"], update["value"])
+        if session["state"] == "WAITING" and session["executable"].get("location"):  # a notebook: its endpoints
+            n = session.get("sessions", 1)
+            session["endpoints"] = [{"session": i, "url": f"http://os-x-session-{i}.xp-alice.svc:8888/",
+                                     "secret": f"os-x-session-{i}-token", "key": "token"} for i in range(1, n + 1)]
+            session["endpoint"] = session["endpoints"][0]["url"]
         return web.json_response(session)
+
+    async def session_result(self, request):
+        if request.match_info["uuid"] not in self.sessions:
+            return jerror(404, "no such session")
+        return web.Response(text='{"cells": []}', content_type="application/x-ipynb+json")
+
+    async def job_notebook(self, request):
+        if request.match_info["id"] not in self.jobs:
+            return web.Response(status=404, text="no such job")
+        return web.Response(text='{"cells": [1]}', content_type="application/x-ipynb+json")
 
     async def session_log(self, request):
         if request.match_info["uuid"] not in self.sessions:
@@ -488,6 +507,54 @@ def test_offers_and_accept_for_a_helm_chart(planner, tmp_path):
     assert "NO, nothing to accept (cores: no node has 64 cores free (WARN))" in err
 
 
+def test_ask_offers_and_accept_a_notebook_workshop(planner):
+    url, fake = planner
+    location = "https://example.org/tutorials/gaia-dr3-intro.ipynb"
+    code, out, err = against(url, "ask", "--notebook", location, "--sessions", "30", "--cores", "7",
+                             "--memory", "12Gi", "--duration", "2h")
+    assert code == 0, err
+    sent = json.loads(fake.requests[-1]["body"])
+    assert sent["tasktype"] == "uri://jupyter-notebook"
+    assert sent["taskinfo"] == {"location": location, "sessions": 30}
+    code, out, err = against(url, "offers", "--location", location, "--sessions", "30", "--mode", "interactive",
+                             "--image", "quay.io/jupyter/scipy-notebook:2024-05-27", "--cores", "7", "--memory", "12",
+                             "--duration", "2h")
+    assert code == 0, err
+    sent = json.loads(next(r for r in fake.requests if r["path"] == "/offersets")["body"])
+    assert sent["executable"] == {"type": commands.NOTEBOOK_EXECUTABLE, "location": location, "mode": "interactive",
+                                  "image": "quay.io/jupyter/scipy-notebook:2024-05-27"}
+    assert sent["sessions"] == 30 and sent["name"] == "gaia-dr3-intro.ipynb"
+    assert "each offer: 30 notebook sessions" in out
+    # accepted: each session's URL and the Secret holding its token
+    fake.requests.clear()
+    code, out, err = against(url, "accept", "--notebook", location, "--sessions", "3")
+    assert code == 0, err
+    rows = table_rows(out[out.index("SESSION  URL"):], "SESSION ")
+    assert [r[0] for r in rows][:4] == ["1", "2", "3", "the"]  # then where the tokens are
+    assert rows[0][1:] == ["http://os-x-session-1.xp-alice.svc:8888/", "os-x-session-1-token", "token"]
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["ask", "--mode", "batch", "--image", "x"], "--mode and --sessions go with --notebook"),
+    (["offers", "--notebook", "https://e.org/a.ipynb", "--mode", "batch", "--sessions", "2"], "only apply to interactive"),
+    (["offers", "--notebook", "https://e.org/a.ipynb", "--chart", "c"], "--notebook or --chart"),
+])
+def test_notebook_usage_errors(planner, argv, words):
+    url, _ = planner
+    code, _, err = against(url, *argv)
+    assert code == 2 and words in err, err
+
+
+def test_result_of_a_session_and_of_a_job(planner, tmp_path):
+    url, fake = planner
+    sid = next(iter(fake.sessions))
+    assert against(url, "result", sid)[:2] == (0, '{"cells": []}\n')
+    out = tmp_path / "executed.ipynb"
+    code, _, err = against(url, "result", "job-old", "--out", str(out))
+    assert code == 0 and out.read_text() == '{"cells": [1]}' and str(out) in err
+    assert fake.requests[-1]["path"] == "/uws/jobs/job-old/results/notebook"
+
+
 def test_sessions_show_the_drafts_memory_units(planner):
     session = make_session("x", "OFFERED", NOW)
     session["resources"]["compute"][0]["memory"]["offered"] = {"min": 512, "max": 512, "units": "MiB"}
@@ -717,7 +784,7 @@ def test_unexpected_answers_are_one_line(planner, path, answer, words):
     (["frobnicate"], "invalid choice: 'frobnicate'"),
     (["--output", "xml", "runs"], "argument -o/--output: invalid choice: 'xml'"),
     (["--timeout", "0", "runs"], "argument --timeout: must be more than 0"),
-    (["ask"], "say what to run: --image IMAGE, --chart CHART or --file"),
+    (["ask"], "say what to run: --image IMAGE, --chart CHART, --notebook URL or --file"),
     (["ask", "--image", "x", "--chart", "y"], "give --image or --chart, not both"),
     (["ask", "--image", "x", "--cores", "a-b"], "--cores: 'a' is not a Kubernetes quantity"),
     (["ask", "--image", "x", "--duration", "forever"], "--duration: 'forever' is not a duration"),

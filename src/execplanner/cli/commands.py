@@ -522,6 +522,9 @@ def cmd_offers(args, ctx: Context) -> int:
     if offers:
         rows = [[str(i)] + session_row(o) for i, o in enumerate(offers, 1)]
         ctx.print(table(["#"] + SESSION_HEADERS, rows, right=[0]))
+        if (offers[0].get("sessions") or 1) > 1:
+            ctx.print(f"each offer: {offers[0]['sessions']} notebook sessions (the size is theirs in all), "
+                      "all placed for the whole run")
     messages = [message_text(m) for m in offerset.get("messages") or []]
     if messages:
         ctx.print("messages:" if offers else "why:")
