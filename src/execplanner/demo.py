@@ -12,6 +12,7 @@
    too big and refused with the reason, and a helm-chart task (examples/charts/skymap,
    served from a chart repository on loopback) planned pod by pod.
 5. The calendar, the runs completing, a UWS job run over HTTP with its log.
+5c. Several sites: a second local cluster, one question asked of both (execplanner --site).
 6. The web page's address, anonymous and with a signed-in link (the development issuer signs
    the demo's user in), and where to look next.
 """
@@ -157,6 +158,7 @@ def main() -> int:
         cli.main(["run", "--image", "busybox:1.36", "--cores", "1", "--duration", "1m", *http, "--", "echo", "hello"])
 
         _workshop(custom, http)
+        _sites(pl.url, token, jwks.url, workdir)
 
         heading("6. The web page: the calendar, the question, booking and your bookings (docs/web.md)")
         print(f"  {pl.url}/                    anyone: capacity over time, no names; ask \"can I run this?\"")
@@ -223,6 +225,39 @@ def _workshop(custom: client.CustomObjectsApi, http: list[str]) -> None:
         print(f"  (each session's URL and token Secret are listed from the start: execplanner runs, or "
               f"GET /sessions/{booked.group(1)})\n  $ execplanner cancel {booked.group(1)}", flush=True)
         cli.main(["cancel", booked.group(1), *http])
+
+
+def _sites(url: str, token: str, jwks_url: str, workdir: Path) -> None:
+    """Two sites, one question (docs/federation.md): a second local cluster with 32-core nodes
+    and a planner of its own, sharing the development issuer; `execplanner ask --site ...`
+    asks both and ranks them. The second cluster is removed again."""
+    import os
+    heading("5c. Several sites: a second local cluster with 32-core nodes, one question to both (docs/federation.md)")
+    site = {"EXECPLANNER_CLUSTER": "demo-site-32", "EXECPLANNER_NODES": "2", "EXECPLANNER_NODE_CPU": "32",
+            "EXECPLANNER_GPU_NODES": "0"}
+    env = {**os.environ, **site}
+    print("  $ EXECPLANNER_CLUSTER=demo-site-32 EXECPLANNER_NODES=2 EXECPLANNER_NODE_CPU=32 make cluster", flush=True)
+    subprocess.run([str(ROOT / "cluster" / "down.sh"), "--purge"], env=env, capture_output=True)
+    subprocess.run([str(ROOT / "cluster" / "up.sh")], env=env, capture_output=True, check=True)
+    directory = workdir / "site-32"
+    directory.mkdir()
+    saved = {k: os.environ.get(k) for k in site}
+    os.environ.update(site)  # localrun's calls go to the second cluster
+    try:
+        other = localrun.planner(directory, **{
+            "EXECPLANNER_PLANNER_JWT_ISSUER": devidentity.ISSUER, "EXECPLANNER_PLANNER_JWT_AUDIENCE":
+            devidentity.AUDIENCE, "EXECPLANNER_PLANNER_JWKS_URL": jwks_url}).start(timeout=90)
+    finally:
+        for k, v in saved.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+    try:
+        args = ["--image", "busybox:1.36", "--cores", "20", "--memory", "8Gi", "--duration", "1h"]
+        print(f"\n  $ execplanner ask {' '.join(args)} --site local={url} --site site-32={other.url}", flush=True)
+        cli.main(["ask", *args, "--token", token, "--site", f"local={url}", "--site", f"site-32={other.url}"])
+    finally:
+        other.stop()
+        subprocess.run([str(ROOT / "cluster" / "down.sh"), "--purge"], env=env, capture_output=True)
+        print("\n  (the second cluster is removed again)")
 
 
 def _fresh(core: client.CoreV1Api, custom: client.CustomObjectsApi) -> None:

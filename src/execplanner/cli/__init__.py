@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Sequence, TextIO
 
 from execplanner import __version__
-from execplanner.cli import commands
+from execplanner.cli import commands, sites
 from execplanner.cli.client import CliError, Client
 
 DEFAULT_URL = "http://127.0.0.1:8080"
@@ -70,6 +70,9 @@ def build_parser() -> Parser:
     common = Parser(add_help=False, argument_default=argparse.SUPPRESS)
     g = common.add_argument_group("connection and output")
     g.add_argument("--url", help=f"the planner's base URL (default: $EXECPLANNER_URL or {DEFAULT_URL})")
+    g.add_argument("--site", action="append", metavar="NAME=URL",
+                   help="a site's planner, instead of --url (repeatable): ask, offers, runs and calendar go to "
+                        "every site; accept, reject, cancel, logs and result to the site that knows the id")
     g.add_argument("--token", help="bearer token (default: $EXECPLANNER_TOKEN)")
     g.add_argument("--token-file", metavar="PATH", help="read the bearer token from this file")
     g.add_argument("-o", "--output", choices=OUTPUTS, help="table (default), or the server's answer as json or yaml")
@@ -221,8 +224,15 @@ def run(argv: Sequence[str] | None, stdout: TextIO, stderr: TextIO) -> int:
     if not getattr(args, "subcommand", None):
         raise CliError("say what to do: " + ", ".join(parser._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
                        + " (see 'execplanner --help')", 2)
+    output = getattr(args, "output", "table")
+    if getattr(args, "site", None):
+        pairs = [sites.parse_site(s) for s in args.site]
+        if len({name for name, _ in pairs}) != len(pairs):
+            raise CliError("--site: each site needs its own name", 2)
+        return sites.run_at_sites(args, pairs, _token(args), getattr(args, "timeout", 30.0), output,
+                                  lambda client, out: commands.Context(client, output, out, stderr), stdout)
     client = Client(_url(args), _token(args), getattr(args, "timeout", 30.0))
-    ctx = commands.Context(client, getattr(args, "output", "table"), stdout, stderr)
+    ctx = commands.Context(client, output, stdout, stderr)
     return args.func(args, ctx)
 
 
