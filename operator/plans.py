@@ -184,11 +184,21 @@ async def _offered(plan: Plan, spec: PlanSpec) -> float | None:
 
 # -- the run ---------------------------------------------------------------------------------
 
+def _lead(plan: Plan) -> int:
+    """How long before its start the plan's pods are made to hold its capacity: the hold lead,
+    or less when its nodes are another booking's until later (back to back): a pod is never
+    made into capacity that is not free for it (the engine's hold_from)."""
+    lead = plan.st.settings.hold_lead_seconds
+    try:
+        return plan.start - plan.st.calendar.hold_from(plan.uid, lead)
+    except KeyError:  # not in the calendar (not booked here yet): the plain lead
+        return lead
+
+
 async def _run(plan: Plan, spec: PlanSpec, kind: TaskKind) -> float | None:
     """Booked, Starting or Running: one step of lifecycle.decide, carried out."""
     t = now()
-    step = lifecycle.decide(plan.phase, plan.start, plan.end, t, plan.st.settings.hold_lead_seconds,
-                            kind.observe(plan, spec, t))
+    step = lifecycle.decide(plan.phase, plan.start, plan.end, t, _lead(plan), kind.observe(plan, spec, t))
     if isinstance(step, lifecycle.Wait):
         return max(step.until - t, 0.5)
     if isinstance(step, lifecycle.Launch):
@@ -251,8 +261,11 @@ async def cleanup(plan: Plan, kind: TaskKind) -> None:
 async def _revoked(plan: Plan, spec: PlanSpec, kind: TaskKind, why: str) -> bool:
     """Others took capacity the plan had booked. A task whose pods were made keeps them (they
     hold what they run on), with the condition set; otherwise re-plan or fail (a setting).
-    Returns whether the plan left its phase."""
-    if plan.phase in RUNNING_PHASES and kind.observe(plan, spec, now()).task is not lifecycle.Task.ABSENT:
+    Returns whether the plan left its phase. A Running plan is never planned again, even with
+    no pod in sight (its node deleted while the operator was down, and the pod collected with
+    it): its task ran, and the next step records it lost (TaskLost) instead of running it twice."""
+    if plan.phase in RUNNING_PHASES and (plan.phase == "Running"
+                                         or kind.observe(plan, spec, now()).task is not lifecycle.Task.ABSENT):
         await plan.set_condition("CapacityRevoked", "True", "CapacityTaken", why)
         return False
     booking.release(plan.st.calendar, plan.uid, plan.status.get("offers") or [])

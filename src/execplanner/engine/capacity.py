@@ -13,6 +13,7 @@ invariant holds again. Revocations are returned by the call and also logged (dra
 """
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -219,11 +220,33 @@ class Capacity:
         return self._settle(touched & self.nodes.keys(), namespaces, f"pod {pod_id} landed on {node}")
 
     def _held_early(self, pod: PodState, since: int | None) -> Booking | None:
-        """The pod's booking, held from `since`, if that is earlier than it is held now."""
+        """The pod's booking, held from `since` (or from when its capacity is free, if later:
+        a pod made before then takes nobody's booking), if that is earlier than it is held now."""
         booking = self.bookings.get(pod.booking_id) if pod.booking_id is not None else None
         if since is None or booking is None or not self._covered(pod) or since >= booking.span_start:
             return None
-        return replace(booking, held_from=int(since))
+        held = self.hold_from(booking.id, booking.start - int(since))
+        return replace(booking, held_from=held) if held < booking.span_start else None
+
+    def hold_from(self, booking_id: str, lead: int) -> int:
+        """When the booking's pods may be made to hold its capacity ahead of its start: `lead`
+        seconds before it, or later if until then its nodes are taken by other bookings (a
+        booking back to back with another) or pods: the earliest instant from which it fits on
+        each of its nodes up to its start. Its start if it is not known."""
+        booking = self.bookings.get(booking_id)
+        if booking is None:
+            raise KeyError(booking_id)
+        until = booking.span_start  # (from there on it is counted already)
+        held = min(booking.start - max(0, lead), until)
+        for name, need in booking.per_node.items():
+            node = self.nodes.get(name)
+            if node is None:
+                return booking.start
+            tl, times = node.timeline, node.timeline.times
+            while held < until and not tl.fits(need, node.free, held, until):
+                i = bisect_right(times, held)  # on from the next change of the node's usage
+                held = min(times[i], until) if i < len(times) else until
+        return held
 
     def remove_pod(self, pod_id: str) -> list[str]:
         for name in self._forget_pod(pod_id):

@@ -87,10 +87,8 @@ def test_a_bookings_pods_made_before_its_start_hold_its_capacity_from_then_on():
     # node's capacity is theirs, though the booking starts later.
     cal = cluster(8)
     cal.book("later", "ns", [("n0", vec(6))], H, 2 * H)
-    assert cal.fit([PodRequest("p", vec(4))], H - 600, H)  # the hour before its start is free
-    cal.book("before", "ns", [("n0", vec(4))], H - 600, H)  # ...and booked by someone else
-    revoked = cal.set_pod("ns/later-0", "n0", vec(6), booking_id="later", since=H - 30)
-    assert revoked == ["before"], "the pods of `later` took the last 30 s of `before`: the newer must go"
+    assert cal.hold_from("later", 30) == H - 30
+    assert cal.set_pod("ns/later-0", "n0", vec(6), booking_id="later", since=H - 30) == []
     assert cal.bookings["later"].start == H and cal.bookings["later"].span_start == H - 30
     assert not cal.fit([PodRequest("p", vec(4))], H - 20, H - 10) and cal.check_invariant() == []
     assert cal.nodes["n0"].base == Resources()  # counted once, by its booking
@@ -102,6 +100,18 @@ def test_a_bookings_pods_made_before_its_start_hold_its_capacity_from_then_on():
     cal.book("next", "ns", [("n0", vec(2))], 3 * H, 4 * H)
     cal.set_pod("ns/next-0", "n0", vec(2), booking_id="next", since=3 * H + 5)
     assert cal.bookings["next"].span_start == 3 * H
+
+
+def test_a_booking_in_the_lead_of_another_is_kept_and_the_hold_waits_for_it():
+    # Someone booked the last ten minutes before `later` starts: `later`'s pods may hold only
+    # from its start (the operator makes them then), and pods made earlier anyway revoke nobody.
+    cal = cluster(8)
+    cal.book("later", "ns", [("n0", vec(6))], H, 2 * H)
+    cal.book("before", "ns", [("n0", vec(4))], H - 600, H)
+    assert cal.hold_from("later", 30) == H
+    assert cal.set_pod("ns/later-0", "n0", vec(6), booking_id="later", since=H - 30) == []
+    assert set(cal.bookings) == {"later", "before"} and cal.bookings["later"].span_start == H
+    assert cal.check_invariant() == []
 
 
 def test_replayed_booking_with_its_pods_already_running():
@@ -163,3 +173,26 @@ def test_quota_from_resourcequota():
     assert (q.cpu, q.memory, q.gpu) == (16_000, 64 * GI, UNLIMITED)
     assert quota_from_resourcequota({"spec": {"hard": {"requests.nvidia.com/gpu": "2"}}}).gpu == 2
     assert quota_from_resourcequota({}).cpu == UNLIMITED
+
+
+def test_back_to_back_bookings_hold_ahead_only_once_the_earlier_ones_end():
+    """Two 8-core bookings fill a 16-core node until 100, two more follow from 100: the later
+    pair's pods may hold ahead (a 30 s lead) only from 100, where the node is free, and pods
+    made earlier than that revoke nothing (the Kueue comparison's queued stream found it: the
+    second wave's pods, made 30 s early, revoked the first wave's and their own bookings)."""
+    cal = cluster(16)
+    for i in range(2):
+        cal.book(f"first-{i}", "ns", [("n0", vec(8))], 0, 100)
+        cal.book(f"second-{i}", "ns", [("n0", vec(8))], 100, 200)
+    assert cal.hold_from("second-0", 30) == 100  # not 70: the first pair holds the node until 100
+    cal.release("first-0")  # its task ended early: half the node is free from now on
+    assert cal.hold_from("second-0", 30) == 70
+    # A pod of the second pair made at 60 holds the half left free from then on...
+    revoked = cal.set_pod("p-second-1", "n0", vec(8), booking_id="second-1", since=60)
+    assert revoked == [] and not cal.check_invariant()
+    assert set(cal.bookings) == {"first-1", "second-0", "second-1"}
+    assert cal.bookings["second-1"].span_start == 60
+    # ...so the other may hold only from the start; made earlier anyway, it revokes nobody.
+    assert cal.hold_from("second-0", 30) == 100
+    assert cal.set_pod("p-second-0", "n0", vec(8), booking_id="second-0", since=75) == []
+    assert cal.bookings["second-0"].span_start == 100 and not cal.check_invariant()
