@@ -1024,6 +1024,14 @@ def test_crash_and_restart_keeps_bookings_consistent(ctx, kubeconfig, operator):
     assert not mon.violations, f"seen from the API server (phases at the kill: {killed}):\n{mon.report()}"
     bookings = {f"{ctx.ns}/{n}": booking_of(p) or mon.last_booking.get(f"{ctx.ns}/{n}") for n, p in plans.items()}
     assert all(bookings.values()), f"plans without a booking: {[k for k, v in bookings.items() if not v]}"
+    # A booking is released when its task completes (the capacity is free from then on): held
+    # from its start to the earlier of its end and its run's end.
+    runs = {r["metadata"]["name"]: r for r in json.loads(kubectl("-n", ctx.ns, "get", "tr", "-o", "json").stdout)["items"]}
+    for n, p in plans.items():
+        ended = ((runs.get((p.get("status") or {}).get("taskRun") or "") or {}).get("status") or {}).get("endTime")
+        key = f"{ctx.ns}/{n}"
+        if ended and ts(ended) < ts(bookings[key]["end"]):
+            bookings[key] = {**bookings[key], "end": ended}
     problems = static_overcommit(bookings, mon.alloc)
     assert not problems, f"bookings over-commit nodes (phases at the kill: {killed}):\n" + "\n".join(problems[:20])
     assert not mon.booking_changes, "a restart changed bookings:\n" + "\n".join(mon.booking_changes[:10])

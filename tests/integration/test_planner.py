@@ -88,6 +88,8 @@ def test_accepts_answers_yes_and_no_from_live_state(planner):
     assert r.status_code == 200 and r.json()["responseword"] == "YES", r.text
     assert r.json()["serviceinfo"]["endpoint"].endswith("/uws/jobs")
     r = requests.get(f"{url}/accepts", params={"tasktype": "uri://jupyter-notebook"})
+    assert r.json()["reponseword"] == "YES" and r.json()["servicetype"] == "uri://jupyter-notebook", r.text
+    r = requests.get(f"{url}/accepts", params={"tasktype": "uri://virtual-machine"})
     assert r.json()["reponseword"] == "NO" and r.json()["reponseinfo"]["reasons"], r.text
 
     task = {"tasktype": "uri://docker-container", "taskinfo": {"image": "busybox:1.36"},
