@@ -63,13 +63,17 @@ class DelayProxy:
         self.session = aiohttp.ClientSession()
 
         async def forward(request: web.Request) -> web.Response:
-            await asyncio.sleep(self.delay)
             headers = {k: v for k, v in request.headers.items() if k.lower() in ("authorization", "content-type",
                                                                                   "accept")}
-            async with self.session.request(request.method, self.target + request.path_qs, headers=headers,
-                                            data=await request.read(), allow_redirects=False) as r:
-                return web.Response(status=r.status, body=await r.read(),
-                                    content_type=r.content_type if r.content_type else None)
+            try:
+                body = await request.read()
+                await asyncio.sleep(self.delay)
+                async with self.session.request(request.method, self.target + request.path_qs, headers=headers,
+                                                data=body, allow_redirects=False) as r:
+                    return web.Response(status=r.status, body=await r.read(),
+                                        content_type=r.content_type if r.content_type else None)
+            except (ConnectionResetError, aiohttp.ClientError):  # the asker gave up (its deadline)
+                return web.Response(status=502)
 
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", forward)
