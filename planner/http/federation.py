@@ -20,10 +20,11 @@ from .common import answer, caller, read_body, service
 routes = web.RouteTableDef()
 
 
-async def _federated(request: web.Request, method: str, path: str, body: Any = None,
+async def _federated(request: web.Request, method: str, path: str, with_body: bool = False,
                      follow: bool = False) -> list[federation.SiteAnswer]:
     svc = service(request)
-    await caller(request)  # 401 without a valid token: no fetch for strangers
+    await caller(request)  # first: 401 without a valid token (no fetch for strangers)
+    body: Any = await read_body(request) if with_body else None
     if svc.federation is None:  # no sites configured (EXECPLANNER_SITES): a federation of none
         return []
     return await svc.federation.ask(method, path, request.headers.get("Authorization"), body, follow)
@@ -35,7 +36,7 @@ def _sites(answers: list[federation.SiteAnswer]) -> list[dict[str, Any]]:
 
 @routes.post("/federation/accepts")
 async def federated_accepts(request: web.Request) -> web.Response:
-    answers = await _federated(request, "POST", "/accepts", await read_body(request))
+    answers = await _federated(request, "POST", "/accepts", with_body=True)
     ranked = federation.rank_accepts(answers)
     word = "YES" if any(a.get("responseword") == "YES" for a in ranked) else "NO"
     return answer(request, {"responseword": word, "answers": ranked, "sites": _sites(answers)})
@@ -43,7 +44,7 @@ async def federated_accepts(request: web.Request) -> web.Response:
 
 @routes.post("/federation/offersets")
 async def federated_offersets(request: web.Request) -> web.Response:
-    answers = await _federated(request, "POST", "/offersets", await read_body(request), follow=True)
+    answers = await _federated(request, "POST", "/offersets", with_body=True, follow=True)
     offers = federation.rank_offers(answers)
     sets = [{"site": a.site, **a.document} for a in answers
             if a.status == "answered" and isinstance(a.document, dict) and "offers" in a.document]
