@@ -80,7 +80,7 @@ async def _watch(st: State) -> None:
     their bookings into the calendar, the others' feed it and the plans' children; only then
     does the timer queue take its first step, so no decision is made on half the world."""
     bodies: dict[str, Mapping[str, Any]] = {}
-    queue = TimerQueue(lambda uid: _plan_step(st, bodies, uid), pools=STEP_WORKERS, patience=YIELD_SECONDS,
+    queue = TimerQueue(lambda uid: _plan_step(st, bodies, uid), pools=STEP_WORKERS,
                        urgency=lambda uid: _urgency(st, bodies.get(uid)))
     st.waker = queue.wake
     plans = Informer(kube.api(), f"/apis/{GROUP}/{VERSION}/{kube.PLANS}",
@@ -285,9 +285,6 @@ def _apply_plan(st: State, bodies: dict[str, Mapping[str, Any]], queue: TimerQue
 # what the pods did). A burst of starts needs the API server for the pods' own status writes,
 # so the operator's bookkeeping of them takes a smaller share; booking never waits behind it.
 STEP_WORKERS = (48, 16)
-# How long the others wait while plans are being booked (see timerqueue): long enough for a
-# burst's bookings to go first, short against the hold lead, so no start is late for it.
-YIELD_SECONDS = 2.0
 
 
 def _urgency(st: State, body: Mapping[str, Any] | None) -> int:

@@ -3,10 +3,7 @@
 Each key (a plan's UID) is due at most once: `wake` makes it due now, `at` at a time (the
 earlier of two times wins). Due keys wait in one line per urgency (`urgency(key)`, an index
 into `pools`), each served in order by its own fixed number of workers, so the less urgent
-can neither hold up the more urgent nor flood the API server alongside them. More than that:
-a less urgent key waits while any more urgent one is queued or running, up to `patience`
-seconds, so a burst of plans to book has the API server (and the operator's CPU) to itself
-and its tail is not stretched by the starts of the plans booked before. A key is never
+can neither hold up the more urgent nor flood the API server alongside them; a key is never
 stepped twice at once (woken while running, it runs again right after). A step returns the
 seconds until it wants to run again, or None for never; one that raises runs again after a
 back-off. Waiting keys cost a heap entry each and no CPU, which is what lets 10,000 plans
@@ -27,9 +24,8 @@ Step = Callable[[str], Awaitable[float | None]]
 
 class TimerQueue:
     def __init__(self, step: Step, pools: tuple[int, ...] = (64,), clock: Callable[[], float] = time.monotonic,
-                 urgency: Callable[[str], int] = lambda key: 0, patience: float = 0.0) -> None:
+                 urgency: Callable[[str], int] = lambda key: 0) -> None:
         self.step, self.pools, self.clock, self.urgency = step, pools, clock, urgency
-        self.patience = patience
         self._due: dict[str, float] = {}         # key -> when it is due (the earliest asked for)
         self._heap: list[tuple[float, str]] = []  # (when, key); stale entries are skipped
         self._ready: list[asyncio.Queue[str]] = [asyncio.Queue() for _ in pools]
@@ -38,10 +34,6 @@ class TimerQueue:
         self._again: set[str] = set()             # woken while running
         self._failures: dict[str, int] = {}
         self._changed = asyncio.Event()
-        self._busy = [0] * len(pools)             # keys queued or running, per line
-        self._calm = [asyncio.Event() for _ in pools]  # set while a line's _busy is 0
-        for calm in self._calm:
-            calm.set()
         self.steps = 0
 
     def __len__(self) -> int:
@@ -54,10 +46,7 @@ class TimerQueue:
         elif key not in self._queued:
             self._due.pop(key, None)
             self._queued.add(key)
-            line = min(max(self.urgency(key), 0), len(self._ready) - 1)
-            self._busy[line] += 1
-            self._calm[line].clear()
-            self._ready[line].put_nowait(key)
+            self._ready[min(max(self.urgency(key), 0), len(self._ready) - 1)].put_nowait(key)
 
     def at(self, key: str, delay: float) -> None:
         """Run `key`'s step in `delay` seconds (or earlier, if it is already due earlier)."""
@@ -79,7 +68,8 @@ class TimerQueue:
     async def run(self) -> None:
         """The clock and the workers, until cancelled."""
         tasks = [asyncio.ensure_future(self._clock())]
-        tasks += [asyncio.ensure_future(self._work(line)) for line, n in enumerate(self.pools) for _ in range(n)]
+        tasks += [asyncio.ensure_future(self._work(line)) for line, n in zip(self._ready, self.pools)
+                  for _ in range(n)]
         try:
             await asyncio.gather(*tasks)
         finally:
@@ -100,23 +90,9 @@ class TimerQueue:
             except asyncio.TimeoutError:
                 pass
 
-    async def _yield(self, line: int) -> None:
-        """Wait while a more urgent line is busy, at most `patience` seconds in all."""
-        deadline = self.clock() + self.patience
-        for calm in self._calm[:line]:
-            left = deadline - self.clock()
-            if left <= 0:
-                return
-            try:
-                await asyncio.wait_for(calm.wait(), left)
-            except asyncio.TimeoutError:
-                return
-
-    async def _work(self, line: int) -> None:
+    async def _work(self, line: asyncio.Queue[str]) -> None:
         while True:
-            key = await self._ready[line].get()
-            if line and self.patience > 0:
-                await self._yield(line)
+            key = await line.get()
             self._queued.discard(key)
             self._running.add(key)
             try:
@@ -130,9 +106,6 @@ class TimerQueue:
                 log.warning("step of %s failed (%s); again in %.1fs", key, e, delay, exc_info=failures == 1)
             finally:
                 self._running.discard(key)
-                self._busy[line] -= 1
-                if not self._busy[line]:
-                    self._calm[line].set()
             self.steps += 1
             if key in self._again:
                 self._again.discard(key)
