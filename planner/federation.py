@@ -67,10 +67,11 @@ class Federation:
             await self._session.close()
 
     async def ask(self, method: str, path: str, authorization: str | None, body: Any = None,
-                  follow: bool = False) -> list[SiteAnswer]:
+                  follow: bool = False, since: float | None = None) -> list[SiteAnswer]:
         """Every site's answer to `method path` (with `body` as JSON), in the sites' order,
-        within the deadline. `follow`: a 303's Location is fetched too (POST /offersets)."""
-        deadline = time.monotonic() + self.deadline
+        within the deadline from `since` (time.monotonic(): when the question arrived; now if
+        not given). `follow`: a 303's Location is fetched too (POST /offersets)."""
+        deadline = (since if since is not None else time.monotonic()) + self.deadline
         return list(await asyncio.gather(*(self._one(s, method, path, authorization, body, follow, deadline)
                                            for s in self.sites)))
 

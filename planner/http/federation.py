@@ -10,6 +10,7 @@ and apply their own allowlists and quotas; no anonymous caller makes this servic
 """
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from aiohttp import web
@@ -22,12 +23,13 @@ routes = web.RouteTableDef()
 
 async def _federated(request: web.Request, method: str, path: str, with_body: bool = False,
                      follow: bool = False) -> list[federation.SiteAnswer]:
+    arrived = time.monotonic()  # the deadline runs from here
     svc = service(request)
     await caller(request)  # first: 401 without a valid token (no fetch for strangers)
     body: Any = await read_body(request) if with_body else None
     if svc.federation is None:  # no sites configured (EXECPLANNER_SITES): a federation of none
         return []
-    return await svc.federation.ask(method, path, request.headers.get("Authorization"), body, follow)
+    return await svc.federation.ask(method, path, request.headers.get("Authorization"), body, follow, since=arrived)
 
 
 def _sites(answers: list[federation.SiteAnswer]) -> list[dict[str, Any]]:
