@@ -242,6 +242,10 @@ def observe(plan: Plan, now: int) -> Observation:
     if not (plan.status.get("release") or {}).get("installed"):
         return Observation(Task.ABSENT)
     seen, timeout = plan.st.of(plan.uid), chart_settings().helm_start_timeout_seconds
+    if not seen.release_done and not seen.chart_pods and not seen.chart_jobs:
+        # Marked before the install, and nothing of it seen since: an operator stopped during
+        # `helm install` leaves exactly this, so launch again (install() asks `helm status` first).
+        return Observation(Task.ABSENT)
     fp = charts.Footprint.from_status(plan.status["footprint"])
     pods = list(seen.chart_pods.values())
     completable = [w for w in fp.workloads if w.completes and w.kind != "CronJob" and w.pods]
@@ -303,6 +307,7 @@ class HelmTask:
         if not plan.status.get("taskRun"):  # first, as for a container: no release without its TaskRun
             await kube.create(children.taskrun(plan.body))
         await install(plan, spec)
+        plan.st.of(plan.uid).release_done = True
 
     def observe(self, plan: Plan, spec: PlanSpec, now: int) -> Observation:
         return observe(plan, now)

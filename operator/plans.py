@@ -268,6 +268,8 @@ async def _revoked(plan: Plan, spec: PlanSpec, kind: TaskKind, why: str) -> bool
                                          or kind.observe(plan, spec, now()).task is not lifecycle.Task.ABSENT):
         await plan.set_condition("CapacityRevoked", "True", "CapacityTaken", why)
         return False
+    if (plan.status.get("release") or {}).get("installed"):
+        await kind.stop(plan)  # a chart's release cut short by a crash: uninstalled before planning again
     booking.release(plan.st.calendar, plan.uid, plan.status.get("offers") or [])
     await plan.set_condition("CapacityRevoked", "True", "CapacityTaken", why)
     if plan.st.settings.revoke_policy is RevokePolicy.FAIL:

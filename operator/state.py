@@ -57,6 +57,7 @@ class PlanChildren:
     task_gone: bool = False  # the task's pod was seen deleted
     chart_pods: dict[str, ChartPod] = field(default_factory=dict)  # a chart task's pods, by name
     chart_jobs: dict[str, JobView] = field(default_factory=dict)  # a chart task's Jobs, by name
+    release_done: bool = False  # this process saw a chart task's helm install through (or found it done)
     session_pods: dict[int, TaskPod] = field(default_factory=dict)  # an interactive notebook's pods, by session
     session_uids: dict[int, str] = field(default_factory=dict)  # their UIDs (the owner of each session's Secret)
     sessions_made: set[int] = field(default_factory=set)  # sessions whose pod, Service, Secret this process made
