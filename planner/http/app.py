@@ -3,9 +3,11 @@
 line per request)."""
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
+import aiohttp
 from aiohttp import web
 
 from ..tasks import BadRequest
@@ -44,6 +46,12 @@ async def errors(request: web.Request, handler) -> web.StreamResponse:
         if e.status == 404:
             return _error(404, f"there is nothing at {request.path}")
         return _error(e.status, e.reason)
+    except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError) as e:
+        # The API server is away (restarting, unreachable): not this request's fault, and it
+        # will pass again; the Kubernetes client's own errors are read where they are made.
+        log.warning("the API server could not be reached answering %s %s: %s", request.method, request.path, e)
+        return _error(503, "the planner cannot reach the Kubernetes API server just now; try again shortly",
+                      headers={"Retry-After": "2"})
     except Exception:
         log.exception("unexpected error answering %s %s", request.method, request.path)
         return _error(500, "the planner failed to answer this request; the error is in its log")

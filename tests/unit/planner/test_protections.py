@@ -351,3 +351,23 @@ async def test_refused_tokens_are_401_with_the_reason(tmp_path):
         await client.close()
         assert issuer.server is not None
         await issuer.server.close()
+
+
+async def test_an_api_server_away_is_a_503_with_retry_after_not_a_500():
+    # What make chaos found: a namespace made while kube-apiserver restarted raised the HTTP
+    # client's own connection error, which came out as a 500.
+    import aiohttp
+    from aiohttp import web
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from execplanner.planner.http.app import errors
+
+    async def handler(request: web.Request) -> web.Response:
+        raise aiohttp.ClientConnectionError("Cannot connect to host 127.0.0.1:16443")
+
+    app = web.Application(middlewares=[errors])
+    app.router.add_post("/uws/jobs", handler)
+    async with TestClient(TestServer(app)) as client:
+        r = await client.post("/uws/jobs")
+        assert r.status == 503 and r.headers["Retry-After"] == "2"
+        assert "API server" in (await r.json())["error"]
