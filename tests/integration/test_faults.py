@@ -67,12 +67,14 @@ def other_operators(server: str, ours: set[int]) -> list[str]:
 def sole_operator(operator):  # noqa: F811
     """These tests stop this session's operator and check what happens meanwhile: another
     session's operator on the same cluster would act in its place (and the test would judge
-    that one). Skipped, saying so, while one runs."""
+    that one). Such a run fails at once, saying which process is in the way: a fault test is
+    never skipped."""
     server = yaml.safe_load(Path(operator.kubeconfig).read_text())["clusters"][0]["cluster"]["server"]
     others = other_operators(server, {os.getpid(), operator.pid or 0})
     if others:
-        pytest.skip(f"another operator acts on {server} meanwhile ({', '.join(others)}; another test session?): "
-                    "an operator-down test cannot hold")
+        pytest.fail(f"another operator acts on {server} meanwhile ({', '.join(others)}; another test session?): "
+                    "an operator-down test cannot hold; stop it, or run on a cluster of its own (EXECPLANNER_CLUSTER)",
+                    pytrace=False)
     return operator
 
 
