@@ -37,8 +37,9 @@ def book_first(cal: Calendar, uid: str, namespace: str, spec: PlanSpec, now: int
     if not result.offers:
         return Rejected(_reasons(result.reasons))
     offer = result.offers[0]
+    made = {"offer": "1", **_summary(offer), "placements": _placements(offer)}  # (first: if it raises, nothing is held)
     cal.book(uid, namespace, offer.placements, offer.start, offer.end)
-    return {"offer": "1", **_summary(offer), "placements": _placements(offer)}
+    return made
 
 
 def hold_offers(cal: Calendar, uid: str, namespace: str, spec: PlanSpec, now: int, expires: int,
@@ -49,12 +50,13 @@ def hold_offers(cal: Calendar, uid: str, namespace: str, spec: PlanSpec, now: in
     held: list[dict[str, Any]] = []
     for offer in result.offers:
         offer_id = str(len(held) + 1)
+        entry = {"id": offer_id, **_summary(offer), "expires": format_instant(expires),
+                 "placements": _placements(offer)}  # (first: if it raises, nothing is held)
         try:
             cal.book(hold_id(uid, offer_id), namespace, offer.placements, offer.start, offer.end, expires=expires)
         except Conflict:
             continue
-        held.append({"id": offer_id, **_summary(offer), "expires": format_instant(expires),
-                     "placements": _placements(offer)})
+        held.append(entry)
     if not held:
         return Rejected(_reasons(result.reasons))
     return held

@@ -11,6 +11,7 @@ from typing import Any
 
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
+from kubernetes_asyncio.client.rest import RESTResponse
 
 from execplanner.api.labels import GROUP, VERSION
 from execplanner.cluster import kube as cluster_kube
@@ -47,6 +48,19 @@ def batch() -> client.BatchV1Api:
     return client.BatchV1Api(api())
 
 
+async def _body(resp: Any) -> bytes:
+    """The body of a response asked for with _preload_content=False, which the client returns
+    whatever its status: an error status raises ApiException here, as every other call does
+    (else a refused pod would pass for a created one)."""
+    try:
+        data = await resp.read()
+    finally:
+        resp.release()
+    if not 200 <= resp.status <= 299:
+        raise ApiException(http_resp=RESTResponse(resp, data))
+    return data
+
+
 async def create(obj: dict[str, Any]) -> dict[str, Any] | None:
     """Create `obj` (a Pod, Job, TaskRun, or a notebook's Service, Secret or ConfigMap) and
     return it as created; None if it already exists (a repeated step). All but TaskRuns come
@@ -61,8 +75,7 @@ async def create(obj: dict[str, Any]) -> dict[str, Any] | None:
         elif kind == "ConfigMap":
             resp = await core().create_namespaced_config_map(ns, obj, _preload_content=False)
         elif kind == "Secret":
-            resp = await core().create_namespaced_secret(ns, obj, _preload_content=False)
-            resp.release()
+            await _body(await core().create_namespaced_secret(ns, obj, _preload_content=False))
             return {"metadata": {"name": obj["metadata"]["name"], "namespace": ns}}
         elif kind == "Job":
             resp = await batch().create_namespaced_job(ns, obj, _preload_content=False)
@@ -70,9 +83,7 @@ async def create(obj: dict[str, Any]) -> dict[str, Any] | None:
             return await custom().create_namespaced_custom_object(GROUP, VERSION, ns, RUNS, obj)
         else:
             raise ValueError(f"kube.create does not make {kind}")
-        created = json.loads(await resp.read())
-        resp.release()
-        return created
+        return json.loads(await _body(resp))
     except ApiException as e:
         if e.status == 409:
             return None
@@ -99,28 +110,23 @@ async def delete(kind: str, namespace: str, name: str) -> None:
 async def pod_meta(namespace: str, name: str) -> dict[str, Any] | None:
     """A pod's metadata (uid, labels), or None if it is gone."""
     try:
-        resp = await core().read_namespaced_pod(name, namespace, _preload_content=False)
+        body = json.loads(await _body(await core().read_namespaced_pod(name, namespace, _preload_content=False)))
     except ApiException as e:
         if e.status == 404:
             return None
         raise
-    body = json.loads(await resp.read())
-    resp.release()
     return body["metadata"]
 
 
 async def pod_log(namespace: str, name: str, container: str, limit_bytes: int) -> bytes | None:
     """The first `limit_bytes` of a container's log, or None if the pod is gone."""
     try:
-        resp = await core().read_namespaced_pod_log(name, namespace, container=container, limit_bytes=limit_bytes,
-                                                    _preload_content=False)
+        return await _body(await core().read_namespaced_pod_log(name, namespace, container=container,
+                                                                limit_bytes=limit_bytes, _preload_content=False))
     except ApiException as e:
         if e.status == 404:
             return None
         raise
-    data = await resp.read()
-    resp.release()
-    return data
 
 
 async def patch_status(plural: str, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any] | None:
@@ -177,8 +183,8 @@ async def _post(events: asyncio.Queue[dict[str, Any]]) -> None:
     while True:
         body = await events.get()
         try:
-            resp = await core().create_namespaced_event(body["metadata"]["namespace"], body, _preload_content=False)
-            resp.release()
+            await _body(await core().create_namespaced_event(body["metadata"]["namespace"], body,
+                                                             _preload_content=False))
         except Exception as e:  # noqa: BLE001
             obj = body["involvedObject"]
             log.warning("event %s on %s/%s not posted: %s", body["reason"], obj["namespace"], obj["name"], e)

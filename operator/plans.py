@@ -16,9 +16,11 @@ created, and every child has a fixed name.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Mapping
 from typing import Any
 
+from kubernetes_asyncio.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from execplanner.api.plan import AcceptPolicy, PlanSpec
@@ -37,6 +39,9 @@ RUNNING_PHASES = ("Booked", "Starting", "Running")  # (Starting: written by oper
 # when such a plan is deleted, since nothing else would.
 LEGACY_FINALIZERS = ("execplanner.io/finalizer", "kopf.execplanner.io/daemons")
 SUSPENDED = "spec.suspend is true: not planned until it is false"
+# What the API server answers for an object it will never take (invalid, too large): a launch
+# so refused cannot start, whereas any other error is worth another try.
+REFUSED = (400, 413, 422)
 
 
 async def reconcile(body: Mapping[str, Any], st: State) -> float | None:
@@ -203,7 +208,7 @@ async def _run(plan: Plan, spec: PlanSpec, kind: TaskKind) -> float | None:
         return max(step.until - t, 0.5)
     if isinstance(step, lifecycle.Launch):
         try:
-            await kind.launch(plan, spec, t)
+            await _launch(plan, spec, kind, t)
         except LaunchFailed as e:
             await _finish(plan, kind, lifecycle.Finish("Failed", e.reason, e.message, "ERROR", exit_code=1,
                                                        stop=True, warning=True), spec)
@@ -216,6 +221,21 @@ async def _run(plan: Plan, spec: PlanSpec, kind: TaskKind) -> float | None:
         return 0
     await _finish(plan, kind, step, spec)
     return None
+
+
+async def _launch(plan: Plan, spec: PlanSpec, kind: TaskKind, t: int) -> None:
+    """kind.launch; the API server refusing what it makes (e.g. a pod label the Pod API does not
+    take) fails the launch, instead of repeating it until the booking's end."""
+    try:
+        await kind.launch(plan, spec, t)
+    except ApiException as e:
+        if e.status not in REFUSED:
+            raise
+        try:
+            why = json.loads(e.body)["message"]
+        except (TypeError, ValueError, KeyError):
+            why = f"{e.status} {e.reason}"
+        raise LaunchFailed("TaskRefused", f"the API server refused the task: {why}") from e
 
 
 def _log(kind: TaskKind, plan: Plan, spec: PlanSpec, t: int) -> dict[str, Any]:

@@ -122,6 +122,8 @@ def _seconds(value: Any, field: str) -> float | Decimal:
                 parsed = isodate.parse_duration(text.upper())
             except (isodate.ISO8601Error, ValueError):
                 raise UnitError(field, f"{value!r} is not an ISO 8601 duration") from None
+            except OverflowError:  # (timedelta's limit: P999999999W)
+                raise UnitError(field, f"{value!r} is too long a duration") from None
             if not isinstance(parsed, timedelta):
                 # Years and months have no fixed length.
                 raise UnitError(field, f"{value!r}: years and months are not allowed, use days")
@@ -172,6 +174,10 @@ def parse_instant(value: Any, field: str) -> int:
 MIN_TASK_MILLICORES = 1           # 1m: a thousandth of a core
 MIN_TASK_MEMORY = 1 << 20         # 1Mi
 MIN_TASK_SECONDS = 1              # 1s
+# The longest a task can be booked for: the longest activeDeadlineSeconds a pod can have
+# (2^31 - 1 s, about 68 years), with which its kubelet stops it at the booking's end.
+MAX_TASK_SECONDS = (1 << 31) - 1
+MAX_INSTANT = 253402300799        # 9999-12-31T23:59:59Z, the last instant that can be written
 
 
 @_remembered
@@ -218,6 +224,9 @@ def task_duration(value: Any, field: str) -> int:
     seconds = _seconds(value, field)
     if seconds < MIN_TASK_SECONDS:
         raise UnitError(field, f"{value!r} is shorter than a second: a task runs for at least 1s")
+    if seconds > MAX_TASK_SECONDS:
+        raise UnitError(field, f"{value!r} is longer than {MAX_TASK_SECONDS} seconds (about 68 years), the longest "
+                               "deadline a task's pod can be given")
     return math.ceil(seconds)
 
 
@@ -245,6 +254,8 @@ def parse_interval(value: Any, field: str) -> tuple[int, int]:
         raise UnitError(field, f"{value!r} is not an interval (start/end or start/duration)")
     if end < start:
         raise UnitError(field, f"{value!r} ends before it starts")
+    if end > MAX_INSTANT:
+        raise UnitError(field, f"{value!r} ends after {format_instant(MAX_INSTANT)}, the last instant there is")
     return start, end
 
 

@@ -6,7 +6,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from execplanner.api.plan import PlanSpec
-from execplanner.api.units import UnitError, parse_count, parse_interval, task_cores, task_duration, task_memory
+from execplanner.api.units import (MAX_INSTANT, UnitError, format_instant, parse_count, parse_interval, task_cores,
+                                   task_duration, task_memory)
 
 from .filters import toleration_from_dict
 from .fit import PodRequest
@@ -28,6 +29,10 @@ def plan_request(spec: PlanSpec, extra_tolerations: Sequence[Mapping[str, Any]] 
     UnitError naming the field."""
     duration = _range(spec.schedule.duration, task_duration, "spec.schedule.duration")
     windows = tuple(parse_interval(w, f"spec.schedule.start[{i}]") for i, w in enumerate(spec.schedule.start))
+    for i, (_, last_start) in enumerate(windows):
+        if last_start + duration.max > MAX_INSTANT:
+            raise UnitError(f"spec.schedule.start[{i}]", f"a booking starting in it could end after "
+                                                         f"{format_instant(MAX_INSTANT)}, the last instant there is")
     tolerations = tuple(toleration_from_dict(t) for t in [*spec.tolerations, *extra_tolerations])
     r = spec.resources
     if r is None and pods is None:
