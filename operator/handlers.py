@@ -25,12 +25,12 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from execplanner.api import labels
 from execplanner.cluster import feed
 from execplanner.cluster.kubewatch import Informer
-from execplanner.engine import Conflict
+from execplanner.engine import Conflict, UnitError, parse_instant
 
 from . import booking, kube, plans
-from .children import owner_ref
+from .children import TASK_CONTAINER, owner_ref
 from .settings import Settings
-from .state import ChartPod, JobView, PlanChildren, State, TaskPod
+from .state import STEP_WORKERS, ChartPod, JobView, PlanChildren, State, TaskPod
 from .timerqueue import TimerQueue
 
 GROUP, VERSION = kube.GROUP, kube.VERSION
@@ -183,7 +183,10 @@ def _apply_pod(st: State, type: str, pod: Mapping[str, Any]) -> None:
         if gone:
             seen.task_pod, seen.task_made, seen.task_gone = None, False, True
         else:
+            was = seen.task_pod
             seen.task_pod = _task_pod(pod)
+            if seen.task_pod.phase == "Running" and (was is None or was.phase != "Running"):
+                _start_up(st, pod)
     else:
         return
     st.wake(uid)
@@ -197,6 +200,21 @@ def _task_pod(pod: Mapping[str, Any]) -> TaskPod:
     return TaskPod(pod["metadata"]["name"], status.get("phase") or "Pending", (pod.get("spec") or {}).get("nodeName"),
                    terminated.get("exitCode"), status.get("reason") if deadline else terminated.get("reason"),
                    status.get("message") if deadline else terminated.get("message"), deadline)
+
+
+def _start_up(st: State, pod: Mapping[str, Any]) -> None:
+    """A start-up sample for the start the operator books (startdelay), from the pod's own
+    times: it could run once made and its start come; its task container ran then."""
+    meta = pod["metadata"]
+    ran = next((((cs.get("state") or {}).get("running") or {}).get("startedAt")
+                for cs in (pod.get("status") or {}).get("containerStatuses") or [] if cs.get("name") == TASK_CONTAINER), None)
+    start = (meta.get("annotations") or {}).get(labels.START_AT)
+    try:
+        if ran and start:
+            st.starts.started(max(parse_instant(meta["creationTimestamp"], "creationTimestamp"),
+                                  parse_instant(start, labels.START_AT)), parse_instant(ran, "startedAt"))
+    except (UnitError, KeyError):
+        pass  # (not a pod this operator made as it makes them)
 
 
 def _session_pod(seen: PlanChildren, session: int, pod: Mapping[str, Any], gone: bool) -> None:
@@ -279,12 +297,6 @@ def _apply_plan(st: State, bodies: dict[str, Mapping[str, Any]], queue: TimerQue
     plan["metadata"].pop("managedFields", None)  # kept until its next step: a third of a plan's bytes
     bodies[uid] = plan
     queue.wake(uid)
-
-
-# Steps at once: of plans still to be booked, and of the others (launching pods, recording
-# what the pods did). A burst of starts needs the API server for the pods' own status writes,
-# so the operator's bookkeeping of them takes a smaller share; booking never waits behind it.
-STEP_WORKERS = (48, 16)
 
 
 def _urgency(st: State, body: Mapping[str, Any] | None) -> int:

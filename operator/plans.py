@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -119,7 +120,12 @@ async def _pending(plan: Plan, spec: PlanSpec, kind: TaskKind) -> float | None:
     st, t = plan.st, now()
     tolerations = st.settings.task_tolerations
     if spec.accept_policy is AcceptPolicy.FIRST:
-        made = booking.book_first(st.calendar, plan.uid, plan.namespace, spec, t, tolerations, request)
+        # From when a task booked now would really run (the launches ahead of it, its pod's
+        # start-up: startdelay), so that the booked start is the instant it runs.
+        soonest = max(t, round(time.time() + st.starts.estimate()))
+        made = booking.book_first(st.calendar, plan.uid, plan.namespace, spec, soonest, tolerations, request)
+        if isinstance(made, booking.Rejected) and soonest > t:  # (a window that closes before then)
+            made = booking.book_first(st.calendar, plan.uid, plan.namespace, spec, t, tolerations, request)
         if isinstance(made, booking.Rejected):
             await plan.reject("Unsatisfiable", made.message)
             return None
@@ -130,6 +136,8 @@ async def _pending(plan: Plan, spec: PlanSpec, kind: TaskKind) -> float | None:
         except Exception:
             booking.release(st.calendar, plan.uid)  # not recorded: not booked
             raise
+        if plan.phase == "Booked" and plan.start - _lead(plan) <= now():
+            st.starts.booked_now(plan.uid)  # its launch is due: later bookings now wait for it
         return 0
     expires = t + st.settings.offer_expiry_seconds
     held = booking.hold_offers(st.calendar, plan.uid, plan.namespace, spec, t, expires, tolerations, request)
@@ -207,12 +215,14 @@ async def _run(plan: Plan, spec: PlanSpec, kind: TaskKind) -> float | None:
     if isinstance(step, lifecycle.Wait):
         return max(step.until - t, 0.5)
     if isinstance(step, lifecycle.Launch):
+        began = time.monotonic()
         try:
             await _launch(plan, spec, kind, t)
         except LaunchFailed as e:
             await _finish(plan, kind, lifecycle.Finish("Failed", e.reason, e.message, "ERROR", exit_code=1,
                                                        stop=True, warning=True), spec)
             return None
+        plan.st.starts.launched(plan.uid, time.monotonic() - began)
         return 0  # (the step after a launch waits for its pods)
     if isinstance(step, lifecycle.MarkRunning):
         await asyncio.gather(  # independent writes, both idempotent

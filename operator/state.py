@@ -14,6 +14,12 @@ from dataclasses import dataclass, field
 from execplanner.engine import Calendar, Resources
 
 from .settings import Settings
+from .startdelay import StartDelay
+
+# Steps at once: of plans still to be booked, and of the others (launching pods, recording
+# what the pods did). A burst of starts needs the API server for the pods' own status writes,
+# so the operator's bookkeeping of them takes a smaller share; booking never waits behind it.
+STEP_WORKERS = (48, 16)
 
 
 @dataclass
@@ -77,6 +83,7 @@ class State:
     quotas: dict[str, dict[str, Resources | None]] = field(default_factory=dict)  # ns -> quota name -> vector
     waker: Callable[[str], None] = lambda uid: None  # the timer queue's wake (handlers.startup sets it)
     tasks: list[asyncio.Task] = field(default_factory=list)  # watches, timer queue, housekeeping
+    starts: StartDelay = field(default_factory=lambda: StartDelay(STEP_WORKERS[1]))  # when "now" really is
 
     @classmethod
     def new(cls, settings: Settings) -> State:
@@ -102,3 +109,4 @@ class State:
         self.aborted_runs.discard(uid)
         self.statuses.pop(uid, None)
         self.specs.pop(uid, None)
+        self.starts.forget(uid)

@@ -66,3 +66,28 @@ async def test_a_plan_gone_releases_its_booking():
             "metadata": {"name": "p", "namespace": "ns", "uid": "uid-1"}, "status": {"phase": "Booked", "booking": made}}
     await plans.deleted(body, st)
     assert "uid-1" not in st.calendar.bookings
+
+
+def _task_pod(phase: str, created: str, start: str, ran: str | None, uid: str = "uid-1") -> dict:
+    from execplanner.api import labels
+    statuses = [{"name": "task", "state": {"running": {"startedAt": ran}}}] if ran else []
+    return {"metadata": {"name": "p-task", "namespace": "ns", "creationTimestamp": created,
+                         "labels": {labels.PLAN_UID: uid, labels.ROLE: labels.ROLE_TASK},
+                         "annotations": {labels.START_AT: start}},
+            "spec": {"nodeName": "n0", "containers": [{"name": "task"}]},
+            "status": {"phase": phase, "containerStatuses": statuses}}
+
+
+def test_a_task_pod_seen_running_is_a_start_up_sample_from_its_own_times():
+    # From when it could run (made, or its start if later) to its container's start, read from
+    # the pod: how late the operator's watch saw it does not count.
+    st = State.new(Settings())
+    handlers._apply_pod(st, "ADDED", _task_pod("Pending", "2026-12-01T10:00:00Z", "2026-12-01T10:00:05Z", None))
+    assert st.starts.estimate() == 0.0
+    running = _task_pod("Running", "2026-12-01T10:00:00Z", "2026-12-01T10:00:05Z", "2026-12-01T10:00:07Z")
+    handlers._apply_pod(st, "MODIFIED", running)
+    assert st.starts.estimate() == 2.0
+    handlers._apply_pod(st, "MODIFIED", running)  # the same start seen again: no second sample
+    handlers._apply_pod(st, "ADDED", _task_pod("Running", "2026-12-01T11:00:09Z", "2026-12-01T11:00:05Z",
+                                               "2026-12-01T11:00:10Z", uid="uid-2"))  # made after its start
+    assert st.starts.estimate() == 1.5  # the median of 2 and 1
