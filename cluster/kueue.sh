@@ -194,10 +194,13 @@ start_kueue() {
       --config "$kueue_state/config.yaml" --feature-gates=VisibilityOnDemand=false \
       --zap-log-level="$KUEUE_LOG_LEVEL" >>"$logs/kueue.log" 2>&1 </dev/null
   ) &
-  echo $! >"$run/kueue.pid"
+  local pid=$!
+  echo "$pid" >"$run/kueue.pid"
   for _ in $(seq 240); do
     curl -sf "http://127.0.0.1:$KUEUE_HEALTH_PORT/readyz" >/dev/null 2>&1 && { log "kueue ready"; return 0; }
-    alive kueue || die "kueue exited before it was ready; last lines of $logs/kueue.log:
+    # (kill -0, not alive: until the subshell has closed its descriptors and exec'd, its
+    # command line is still bash's, and alive would call a starting kueue dead)
+    kill -0 "$pid" 2>/dev/null || die "kueue exited before it was ready; last lines of $logs/kueue.log:
 $(tail -20 "$logs/kueue.log")"
     sleep 0.25
   done

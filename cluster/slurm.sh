@@ -169,7 +169,8 @@ up() {
   sstart slurmctld "$(command -v slurmctld)" -D -c -i -f "$slurm_conf"
   for _ in $(seq 120); do
     SLURM_CONF=$slurm_conf scontrol ping 2>/dev/null | grep -q 'is UP' && break
-    salive slurmctld || sdie "slurmctld exited; see $slurm_state/logs/slurmctld.log"
+    # (kill -0, not salive: a process still closing descriptors before its exec is not dead)
+    kill -0 "$(cat "$slurm_run/slurmctld.pid")" 2>/dev/null || sdie "slurmctld exited; see $slurm_state/logs/slurmctld.log"
     sleep 0.25
   done
   SLURM_CONF=$slurm_conf scontrol ping 2>/dev/null | grep -q 'is UP' || sdie "slurmctld did not answer; see $slurm_state/logs"
