@@ -152,6 +152,9 @@ class Capacity:
         # What searches derived from this state (vector.node_arrays, Calendar.offers' answers),
         # kept until anything changes.
         self.derived: dict[str, Any] = {}
+        # What they derived from the schedulable nodes and their order alone (vector's filter
+        # masks): kept across bookings, dropped whenever a node is indexed again.
+        self.node_derived: dict[str, Any] = {}
 
     def quota_of(self, namespace: str | None) -> Resources | None:
         """The namespace's quota (the "free" its timeline is checked against); None if unlimited."""
@@ -289,6 +292,7 @@ class Capacity:
 
     def _unindex(self, node: NodeState) -> None:
         self._changed()
+        self.node_derived.clear()
         self.by_cpu.discard(node)
         self.gpu_by_cpu.discard(node)
 

@@ -327,7 +327,8 @@ def _flexible_offers(cal: Capacity, request: Request, windows: Windows, count: i
     def sized(start: int | None, size_low: Resources, size_high: Resources, d_low: int, d_high: int) -> Offer | None:
         if start is None:
             return None
-        size = size_at(cal, size_low, size_high, flt, start, d_low, namespace)
+        # A fixed size needs no search: `start` came from `earliest`, which found it fits there.
+        size = size_low if size_low == size_high else size_at(cal, size_low, size_high, flt, start, d_low, namespace)
         run = longest(cal, size, flt, start, d_low, d_high, namespace) if size is not None else None
         return _single(request, size, start, run[0], run[1]) if run and size else None
 

@@ -17,6 +17,7 @@ computes it, and tests/unit/engine/reference.py holds the plain loops it must ag
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -37,21 +38,25 @@ def _ints(values: Sequence[int]) -> np.ndarray:
         return np.array([min(max(v, -CAP), CAP) for v in values], dtype=np.int64)
 
 
-def timeline_arrays(tl: Timeline) -> tuple[np.ndarray, np.ndarray]:
-    """(times, cols) of one timeline, cached on it until it changes."""
+def timeline_arrays(tl: Timeline) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(times, cols, peak) of one timeline, cached on it until it changes."""
     cached = tl.arrays
     if cached is None:
         times = np.clip(_ints(tl.times), 0, SPAN - 1)  # the sentinel far in the past becomes 0
-        cached = tl.arrays = (times, np.stack([_ints(c) for c in tl.cols]))
+        cached = tl.arrays = (times, np.stack([_ints(c) for c in tl.cols]), _ints(tl.peak))
     return cached
 
 
 class NodeArrays:
     """A columnar copy of the schedulable nodes' calendars (see the module's docstring)."""
 
-    def __init__(self, nodes: Sequence[NodeState]) -> None:
+    def __init__(self, nodes: Sequence[NodeState], by_order: dict[str, Any] | None = None) -> None:
+        """`by_order`: what depends on the nodes and their order alone (their free capacity
+        outside bookings, their names' ranks, filter masks), shared by every NodeArrays built
+        for that order, so that a booking's rebuild redoes only the timelines."""
         self.nodes = list(nodes)
         n = len(self.nodes)
+        by_order = {} if by_order is None else by_order
         parts = [timeline_arrays(node.timeline) for node in self.nodes]
         lengths = np.fromiter((len(p[0]) for p in parts), np.int64, n)
         self.seg_end = np.cumsum(lengths)
@@ -59,8 +64,10 @@ class NodeArrays:
         self.times = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int64)
         self.node_of = np.repeat(np.arange(n, dtype=np.int64), lengths)
         self.keys = self.node_of * SPAN + self.times
-        self.free = _ints([v for node in self.nodes for v in node.free]).reshape(n, RESOURCES).T.copy()
-        self.peak = _ints([v for node in self.nodes for v in node.timeline.peak]).reshape(n, RESOURCES).T.copy()
+        if "free" not in by_order:
+            by_order["free"] = _ints([v for node in self.nodes for v in node.free]).reshape(n, RESOURCES).T.copy()
+        self.free = by_order["free"]
+        self.peak = np.stack([p[2] for p in parts], axis=1) if parts else np.zeros((RESOURCES, 0), np.int64)
         # What is left per segment: the node's free capacity minus the segment's usage. One
         # column past the end, as reduceat may be given the index len(times).
         cols = np.concatenate([p[1] for p in parts] + [np.zeros((RESOURCES, 1), np.int64)], axis=1)
@@ -68,10 +75,12 @@ class NodeArrays:
         self.booked_rows = [r for r in range(RESOURCES) if n and self.peak[r].max() > 0]
         # Per resource, the least any node has left at its busiest: a need above it may end a run.
         self.least_slack = (self.free - self.peak).min(axis=1) if n else np.zeros(RESOURCES, np.int64)
-        order = sorted(range(n), key=lambda p: self.nodes[p].name)
-        self.name_rank = np.empty(n, np.int64)
-        self.name_rank[order] = np.arange(n)
-        self._filters: dict[PodFilter, np.ndarray] = {}
+        if "name_rank" not in by_order:
+            order = sorted(range(n), key=lambda p: self.nodes[p].name)
+            by_order["name_rank"] = np.empty(n, np.int64)
+            by_order["name_rank"][order] = np.arange(n)
+        self.name_rank = by_order["name_rank"]
+        self._filters: dict[PodFilter, np.ndarray] = by_order.setdefault("masks", {})
         # Answers for one interval are asked again and again (most questions start "now"):
         # kept until the calendar changes, which drops these arrays altogether.
         self._free_over: dict[tuple[int, int, int, int], np.ndarray] = {}
@@ -161,5 +170,5 @@ def node_arrays(cap: Capacity) -> NodeArrays:
     """The schedulable nodes' calendars as arrays, built at most once between changes."""
     arrays = cap.derived.get("arrays")
     if arrays is None:
-        arrays = cap.derived["arrays"] = NodeArrays(cap.by_cpu)
+        arrays = cap.derived["arrays"] = NodeArrays(cap.by_cpu, cap.node_derived)
     return arrays

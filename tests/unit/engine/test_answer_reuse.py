@@ -64,3 +64,24 @@ def test_a_change_means_a_new_search(change):
     after = cal.offers(BASE, 1000, 1, namespace="ns")
     assert after is not before
     assert cal.offers_searched == 2
+
+
+def test_what_depends_on_the_nodes_alone_survives_a_booking_but_not_a_node_change():
+    # A booking changes timelines only: the arrays rebuilt after it keep the nodes' free
+    # capacity, name ranks and filter masks; a pod or a node change (a new node order) drops them.
+    from execplanner.engine.filters import PodFilter
+    from execplanner.engine.vector import node_arrays
+    cal = calendar()
+    flt = PodFilter.of({"zone": "a"}, ())
+    first = node_arrays(cal)
+    mask = first.passing(flt)
+    cal.book("b1", "ns", (("n0", Resources(2000, 2**30, 0, 0, 1)),), 100, 200)
+    after_booking = node_arrays(cal)
+    assert after_booking is not first and after_booking.passing(flt) is mask
+    assert after_booking.free is first.free and after_booking.peak[0].max() == 2000
+    cal.set_pod("p1", "n1", Resources(1000, 2**30, 0, 0, 1))
+    after_pod = node_arrays(cal)
+    assert after_pod.passing(flt) is not mask and after_pod.free is not first.free
+    assert sorted(after_pod.free[0]) == [7000, 8000, 8000]
+    cal.set_node("n2", NODE, {"zone": "b"})
+    assert node_arrays(cal).passing(flt).sum() == 2
