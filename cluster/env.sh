@@ -103,3 +103,15 @@ stop() {
 }
 
 kc() { "$k8s_bin/kubectl" --kubeconfig "$kubeconfig" "$@"; }
+
+# kc_wait SECONDS CONDITION OBJECT...: kubectl wait --for=condition=CONDITION, for up to
+# SECONDS in all. kubectl wait fails at once, instead of waiting, on an object that has no
+# status conditions yet (a CRD just applied, a node just made): such failures are retried.
+kc_wait() {
+  local secs=$1 cond=$2 deadline; shift 2
+  deadline=$((SECONDS + secs))
+  until kc wait --for=condition="$cond" --timeout="$((deadline - SECONDS > 0 ? deadline - SECONDS : 1))s" "$@" >/dev/null 2>&1; do
+    [ "$SECONDS" -lt "$deadline" ] || { kc wait --for=condition="$cond" --timeout=1s "$@" >/dev/null; return 1; }
+    sleep 0.5
+  done
+}

@@ -100,12 +100,8 @@ install() { # CRDs (server-side: the Workload CRD is too large for a client-side
   local dir; dir=$(module_dir)
   [ -d "$dir/config/components/crd/bases" ] || die "kueue.sh: no CRDs in the module directory '$dir'"
   kc apply --server-side --force-conflicts -f "$dir/config/components/crd/bases" >/dev/null
-  # (kubectl wait fails at once on a CRD that has no status yet: retry)
-  for _ in $(seq 60); do
-    kc wait --for=condition=Established --timeout=30s crd/workloads.kueue.x-k8s.io crd/clusterqueues.kueue.x-k8s.io \
-      crd/localqueues.kueue.x-k8s.io crd/resourceflavors.kueue.x-k8s.io >/dev/null 2>&1 && break
-    sleep 0.5
-  done
+  kc_wait 30 Established crd/workloads.kueue.x-k8s.io crd/clusterqueues.kueue.x-k8s.io \
+    crd/localqueues.kueue.x-k8s.io crd/resourceflavors.kueue.x-k8s.io || die "Kueue's CRDs were not Established"
   kc create namespace kueue-system --dry-run=client -o yaml | kc apply --server-side -f - >/dev/null
   # Kueue's own ClusterRoles (the manager's, and the metrics server's token and access reviews),
   # renamed as its kustomization names them, bound to the user "kueue".

@@ -40,6 +40,6 @@ while read -r name res; do
 done <"$run/node-status"
 # Waits for these nodes by name: tests add and delete other kwok nodes meanwhile.
 # shellcheck disable=SC2046 # one word per node
-kc wait --for=condition=Ready $(cut -d' ' -f1 "$run/node-status" | sed 's|^|node/|') --timeout=90s >/dev/null \
+kc_wait 90 Ready $(cut -d' ' -f1 "$run/node-status" | sed 's|^|node/|') \
   || die "the kwok nodes did not become Ready; see $logs/kwok.log"
 log "$((NODES + GPU_NODES)) kwok nodes Ready"

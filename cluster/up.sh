@@ -155,7 +155,7 @@ fi
 if ! alive kwok; then
   # kwok watches Logs objects (--enable-crds Logs): their CRD must exist before it starts.
   kc apply --server-side --force-conflicts -f "$kwok_crds" >/dev/null
-  kc wait --for=condition=Established --timeout=30s crd/logs.kwok.x-k8s.io >/dev/null
+  kc_wait 30 Established crd/logs.kwok.x-k8s.io
   # A kwok takes over a node only once the node's lease has expired (nodeLeaseDurationSeconds
   # in kwok.yaml after the last renewal): release the leases a previous kwok (a new identity
   # every start) still holds, so that pods on existing fake nodes move on at once.
