@@ -431,6 +431,10 @@ class CapacityMonitor:
         plans = self._list(self.xp.list_cluster_custom_object, GROUP, VERSION, PLANS)
         pods = self._list(self.core.list_pod_for_all_namespaces)
         t1 = now()
+        # A plan's booking is written before its pods are made: a pod listed above has its
+        # booking in a list taken after it (the first list may predate both).
+        after = {p["metadata"]["uid"]: p for p in self._list(self.xp.list_namespaced_custom_object, GROUP, VERSION,
+                                                             self.ns, PLANS)}
         jobs = self._list(self.batch.list_namespaced_job, self.ns)
         runs = self._list(self.xp.list_namespaced_custom_object, GROUP, VERSION, self.ns, RUNS)
         t = t0 + (t1 - t0) / 2
@@ -494,7 +498,7 @@ class CapacityMonitor:
                 self.violations.append(f"{rfc3339(t)} node {node}: pods bound {bound[node]} > allocatable {cap}: "
                                        f"{bound_names[node]}")
         for uid, n in live_tasks.items():
-            plan = by_uid.get(uid)
+            plan = after.get(uid)
             placements = len((booking_of(plan) or {}).get("placements") or []) if plan else 0
             if plan is not None and n > placements:
                 self.violations.append(f"{rfc3339(t)} plan {plan['metadata']['name']}: {n} live task pods "
