@@ -9,6 +9,8 @@ import os
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -83,6 +85,44 @@ def wait_until(predicate, timeout: float = 30, interval: float = 0.25, what: str
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(interval)
+
+
+@contextmanager
+def kwok_nodes(core: client.CoreV1Api, names: list[str], capacity: dict[str, str], *,
+               labels: Callable[[int, str], dict[str, str]] = lambda i, name: {}, taints: list[dict] = (),
+               timeout: float = 60, settle: float = 0.0):
+    """Fake (kwok) nodes of `capacity` each, with `labels(i, name)` and `taints`, Ready and
+    free of the node controller's not-ready taints when the block begins (then `settle`
+    seconds more, for the operator's node watch); deleted when it ends, whatever happened. A
+    node left over from an interrupted run is reused with this capacity."""
+    for i, name in enumerate(names):
+        body = {"apiVersion": "v1", "kind": "Node",
+                "metadata": {"name": name, "annotations": {"kwok.x-k8s.io/node": "fake"},
+                             "labels": {"type": "kwok", "kubernetes.io/hostname": name, **labels(i, name)}},
+                "spec": {"taints": list(taints)}, "status": {"capacity": capacity, "allocatable": capacity}}
+        try:
+            core.create_node(body)
+        except client.ApiException as e:
+            if e.status != 409:
+                raise
+            core.patch_node_status(name, {"status": {"capacity": capacity, "allocatable": capacity}})
+
+    def ready() -> bool:
+        nodes = [core.read_node(n) for n in names]
+        return all(any(c.type == "Ready" and c.status == "True" for c in n.status.conditions or [])
+                   and not [t for t in n.spec.taints or [] if t.key.startswith("node.kubernetes.io/")]
+                   for n in nodes)
+    try:
+        wait_until(ready, timeout, what=f"kwok nodes {names} to be Ready")
+        time.sleep(settle)
+        yield names
+    finally:
+        for name in names:
+            try:
+                core.delete_node(name)
+            except client.ApiException as e:
+                if e.status != 404:
+                    raise
 
 
 # The shared processes and servers: defined in their own modules, registered here so that

@@ -31,7 +31,7 @@ import requests
 import yaml
 from kubernetes import client
 
-from .conftest import kubectl, wait_until
+from .conftest import kubectl, kwok_nodes, wait_until
 from .operator_fixture import HOLD_LEAD_SECONDS, OperatorProcess
 from .test_operator import (COMPLETE, TERMINAL, CapacityMonitor, booking_of, condition, now, phase_of, plan_body,
                             rfc3339, ts, whole_second_after)
@@ -485,30 +485,10 @@ def pool(core):
     """Two fresh kwok nodes (16 cores, 64Gi) of their own pool, tainted so that only this
     test's plans (tolerating the taint) land there; deleted afterwards."""
     label = f"t-faults-{uuid.uuid4().hex[:6]}"
-    names = [f"{label}-{i}" for i in range(2)]
     res = {"cpu": "16", "memory": "64Gi", "pods": "110", "ephemeral-storage": "1Ti"}
-    for name in names:
-        core.create_node({"apiVersion": "v1", "kind": "Node",
-                          "metadata": {"name": name, "annotations": {"kwok.x-k8s.io/node": "fake"},
-                                       "labels": {"type": "kwok", "execplanner.io/test-pool": label,
-                                                  "kubernetes.io/hostname": name}},
-                          "spec": {"taints": [TAINT]}, "status": {"capacity": res, "allocatable": res}})
-
-    def ready():  # Ready, and the node controller has lifted its not-ready taint
-        nodes = [core.read_node(n) for n in names]
-        return all(any(c.type == "Ready" and c.status == "True" for c in n.status.conditions or [])
-                   and not [t for t in n.spec.taints or [] if t.key.startswith("node.kubernetes.io/")]
-                   for n in nodes)
-    try:
-        wait_until(ready, 60, what="the pool's nodes Ready")
+    with kwok_nodes(core, [f"{label}-{i}" for i in range(2)], res, taints=[TAINT],
+                    labels=lambda i, name: {"execplanner.io/test-pool": label}) as names:
         yield label, names
-    finally:
-        for name in names:
-            try:
-                core.delete_node(name)
-            except client.ApiException as e:
-                if e.status != 404:
-                    raise
 
 
 def in_pool(body: dict, label: str) -> dict:

@@ -17,7 +17,7 @@ from kubernetes import client
 
 from execplanner.cluster.charts import release_name
 
-from .conftest import wait_until
+from .conftest import kwok_nodes, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -200,33 +200,10 @@ def test_chart_across_nodes_is_installed_at_the_start_and_uninstalled_at_the_end
 def gaia_nodes(core):
     """GAIA_NODES extra kwok nodes of 64 cores / 128Gi, tainted and labelled so only the
     test's plan uses them; removed afterwards."""
-    names = [f"xp-test-gaia-{i}" for i in range(GAIA_NODES)]
     capacity = {"cpu": "64", "memory": "128Gi", "pods": "110", "ephemeral-storage": "1Ti"}
-    for name in names:
-        body = {"apiVersion": "v1", "kind": "Node",
-                "metadata": {"name": name, "annotations": {"kwok.x-k8s.io/node": "fake"},
-                             "labels": {"type": "kwok", "kubernetes.io/hostname": name, GAIA_LABEL[0]: GAIA_LABEL[1]}},
-                "spec": {"taints": [GAIA_TAINT]},
-                "status": {"capacity": capacity, "allocatable": capacity}}
-        try:
-            core.create_node(body)
-        except client.ApiException as e:
-            if e.status != 409:
-                raise
-        core.patch_node_status(name, {"status": {"capacity": capacity, "allocatable": capacity}})
-
-    def ready():
-        nodes = [core.read_node(n) for n in names]
-        return all(any(c.type == "Ready" and c.status == "True" for c in n.status.conditions or []) for n in nodes)
-    wait_until(ready, timeout=30, what="the extra kwok nodes to be Ready")
-    time.sleep(2)  # the operator's node watch delivers the same a moment later
-    yield names
-    for name in names:
-        try:
-            core.delete_node(name)
-        except client.ApiException as e:
-            if e.status != 404:
-                raise
+    with kwok_nodes(core, [f"xp-test-gaia-{i}" for i in range(GAIA_NODES)], capacity, taints=[GAIA_TAINT],
+                    labels=lambda i, name: {GAIA_LABEL[0]: GAIA_LABEL[1]}, timeout=30, settle=2) as names:
+        yield names
 
 
 def test_gaia_fits_on_a_cluster_with_room(helm, gaia_nodes):

@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
 from kubernetes import client
 
-from .conftest import wait_until
+from .conftest import kwok_nodes, wait_until
 from .operator_fixture import HOLD_LEAD_SECONDS
 from .test_operator import GROUP, PLANS, VERSION, Ctx, phase_of, rfc3339, whole_second_after
 
@@ -49,31 +48,13 @@ def next_tuesday_window() -> tuple[datetime, datetime]:
 def pool(core):
     """POOL_NODES kwok nodes of 32 cores / 64Gi for these tests' plans only; removed afterwards."""
     tag = uuid.uuid4().hex[:6]
-    names = [f"xp-test-nb-{tag}-{i}" for i in range(POOL_NODES)]
     capacity = {"cpu": "32", "memory": "64Gi", "pods": "110", "ephemeral-storage": "1Ti"}
-    for i, name in enumerate(names):
-        labels = {"type": "kwok", "kubernetes.io/hostname": name, POOL_LABEL: tag}
-        if i:
-            labels[SMALL_LABEL] = tag
-        core.create_node({"apiVersion": "v1", "kind": "Node",
-                          "metadata": {"name": name, "annotations": {"kwok.x-k8s.io/node": "fake"}, "labels": labels},
-                          "spec": {"taints": [TAINT]}, "status": {"capacity": capacity, "allocatable": capacity}})
-        core.patch_node_status(name, {"status": {"capacity": capacity, "allocatable": capacity}})
 
-    def ready():
-        return all(any(c.type == "Ready" and c.status == "True" for c in core.read_node(n).status.conditions or [])
-                   for n in names)
-    try:
-        wait_until(ready, timeout=60, what="the test's kwok nodes to be Ready")
-        time.sleep(2)  # the operator's node watch delivers the same a moment later
+    def labels(i: int, name: str) -> dict[str, str]:
+        return {POOL_LABEL: tag, **({SMALL_LABEL: tag} if i else {})}
+    with kwok_nodes(core, [f"xp-test-nb-{tag}-{i}" for i in range(POOL_NODES)], capacity, labels=labels,
+                    taints=[TAINT], settle=2) as names:  # (settle: the operator's node watch sees them a moment later)
         yield tag, names
-    finally:
-        for name in names:
-            try:
-                core.delete_node(name)
-            except client.ApiException as e:
-                if e.status != 404:
-                    raise
 
 
 @pytest.fixture
