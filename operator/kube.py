@@ -11,7 +11,6 @@ from typing import Any
 
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
-from kubernetes_asyncio.client.rest import RESTResponse
 
 from execplanner.api.labels import GROUP, VERSION
 from execplanner.cluster import kube as cluster_kube
@@ -49,16 +48,13 @@ def batch() -> client.BatchV1Api:
 
 
 async def _body(resp: Any) -> bytes:
-    """The body of a response asked for with _preload_content=False, which the client returns
-    whatever its status: an error status raises ApiException here, as every other call does
-    (else a refused pod would pass for a created one)."""
+    """The body of a response asked for with _preload_content=False; an error status raises
+    (cluster_kube.checked)."""
+    resp = await cluster_kube.checked(resp)
     try:
-        data = await resp.read()
+        return await resp.read()
     finally:
         resp.release()
-    if not 200 <= resp.status <= 299:
-        raise ApiException(http_resp=RESTResponse(resp, data))
-    return data
 
 
 async def create(obj: dict[str, Any]) -> dict[str, Any] | None:

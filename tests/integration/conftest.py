@@ -89,16 +89,16 @@ def wait_until(predicate, timeout: float = 30, interval: float = 0.25, what: str
 
 @contextmanager
 def kwok_nodes(core: client.CoreV1Api, names: list[str], capacity: dict[str, str], *,
-               labels: Callable[[int, str], dict[str, str]] = lambda i, name: {}, taints: list[dict] = (),
+               labels: Callable[[int], dict[str, str]] = lambda i: {}, taints: list[dict] = (),
                timeout: float = 60, settle: float = 0.0):
-    """Fake (kwok) nodes of `capacity` each, with `labels(i, name)` and `taints`, Ready and
+    """Fake (kwok) nodes of `capacity` each, with `labels(i)` (the i-th node's) and `taints`, Ready and
     free of the node controller's not-ready taints when the block begins (then `settle`
     seconds more, for the operator's node watch); deleted when it ends, whatever happened. A
     node left over from an interrupted run is reused with this capacity."""
     for i, name in enumerate(names):
         body = {"apiVersion": "v1", "kind": "Node",
                 "metadata": {"name": name, "annotations": {"kwok.x-k8s.io/node": "fake"},
-                             "labels": {"type": "kwok", "kubernetes.io/hostname": name, **labels(i, name)}},
+                             "labels": {"type": "kwok", "kubernetes.io/hostname": name, **labels(i)}},
                 "spec": {"taints": list(taints)}, "status": {"capacity": capacity, "allocatable": capacity}}
         try:
             core.create_node(body)

@@ -487,7 +487,7 @@ def pool(core):
     label = f"t-faults-{uuid.uuid4().hex[:6]}"
     res = {"cpu": "16", "memory": "64Gi", "pods": "110", "ephemeral-storage": "1Ti"}
     with kwok_nodes(core, [f"{label}-{i}" for i in range(2)], res, taints=[TAINT],
-                    labels=lambda i, name: {"execplanner.io/test-pool": label}) as names:
+                    labels=lambda i: {"execplanner.io/test-pool": label}) as names:
         yield label, names
 
 

@@ -202,7 +202,7 @@ def gaia_nodes(core):
     test's plan uses them; removed afterwards."""
     capacity = {"cpu": "64", "memory": "128Gi", "pods": "110", "ephemeral-storage": "1Ti"}
     with kwok_nodes(core, [f"xp-test-gaia-{i}" for i in range(GAIA_NODES)], capacity, taints=[GAIA_TAINT],
-                    labels=lambda i, name: {GAIA_LABEL[0]: GAIA_LABEL[1]}, timeout=30, settle=2) as names:
+                    labels=lambda i: {GAIA_LABEL[0]: GAIA_LABEL[1]}, timeout=30, settle=2) as names:
         yield names
 
 

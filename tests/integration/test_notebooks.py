@@ -50,7 +50,7 @@ def pool(core):
     tag = uuid.uuid4().hex[:6]
     capacity = {"cpu": "32", "memory": "64Gi", "pods": "110", "ephemeral-storage": "1Ti"}
 
-    def labels(i: int, name: str) -> dict[str, str]:
+    def labels(i: int) -> dict[str, str]:
         return {POOL_LABEL: tag, **({SMALL_LABEL: tag} if i else {})}
     with kwok_nodes(core, [f"xp-test-nb-{tag}-{i}" for i in range(POOL_NODES)], capacity, labels=labels,
                     taints=[TAINT], settle=2) as names:  # (settle: the operator's node watch sees them a moment later)

@@ -9,6 +9,7 @@ from typing import Any
 
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
+from kubernetes_asyncio.client.rest import RESTResponse
 
 from execplanner.api.labels import GROUP, VERSION
 
@@ -33,6 +34,19 @@ async def connect() -> client.ApiClient:
         # there is nothing to find; a kubeconfig's proxy-url is applied separately.
         api.rest_client.pool_manager._trust_env = False
     return api
+
+
+async def checked(resp: Any) -> Any:
+    """`resp`, asked for with _preload_content=False (which the client returns whatever its
+    status), if its status is 2xx; else its body is read and raised as the ApiException every
+    other call raises (else a refused pod would pass for a made one, a 403 for a listing)."""
+    if 200 <= resp.status <= 299:
+        return resp
+    try:
+        data = await resp.read()
+    finally:
+        resp.release()
+    raise ApiException(http_resp=RESTResponse(resp, data))
 
 
 def proxy_in_environment(environ: Mapping[str, str]) -> bool:

@@ -17,6 +17,8 @@ from typing import Any
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from .kube import checked
+
 log = logging.getLogger("execplanner.planner.watch")
 
 Handler = Callable[[str, dict[str, Any]], None]
@@ -44,25 +46,17 @@ class Informer:
         self.errors = 0
 
     async def _get(self, params: dict[str, Any], timeout: float | None):
-        """The response, once its status says it is what was asked for. (A call made with
-        _preload_content=False returns whatever the status: a 403 or 500 would otherwise be
-        read as a list or a stream, and fail later on a missing field.)"""
+        """The response, once its status says it is what was asked for (kube.checked: a 403
+        or 500 would otherwise be read as a list or a stream, and fail on a missing field)."""
         resp = await self.api.call_api(
             self.path, "GET", query_params=list(params.items()), header_params={"Accept": "application/json"},
             auth_settings=["BearerToken"], _preload_content=False, _request_timeout=timeout)
-        if resp.status == 200:
-            return resp
         try:
-            body = (await resp.read()).decode(errors="replace")
-        finally:
-            resp.release()
-        if resp.status == 410:
-            raise Gone()
-        try:
-            message = json.loads(body).get("message") or body
-        except (ValueError, AttributeError):
-            message = body
-        raise ApiException(status=resp.status, reason=f"GET {self.path}: {message[:300]}")
+            return await checked(resp)
+        except ApiException as e:
+            if e.status == 410:
+                raise Gone() from e
+            raise
 
     async def _list(self) -> str:
         params: dict[str, Any] = {"limit": 2000, **self.selector}
