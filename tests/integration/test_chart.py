@@ -31,7 +31,7 @@ import yaml
 from execplanner import localrun
 
 from . import cluster_env
-from .conftest import kubectl, wait_until
+from .conftest import kubectl, priority_level_of, wait_until
 from .operator_fixture import OperatorProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
@@ -172,6 +172,9 @@ def test_chart_installs_and_its_identities_run_execplanner(kubeconfig: str, name
         if others := other_operators():
             pytest.fail("another execplanner operator runs on this machine and would act on this test's plan "
                         "too; run this test when it has stopped:\n" + "\n".join(others), pytrace=False)
+        # The release's FlowSchema files the operator's requests under workload-high.
+        wait_until(lambda: priority_level_of(str(creds)) == (operator_sa, "workload-high"), timeout=15,
+                   what=f"{operator_sa}'s requests to be filed under workload-high")
         op = OperatorProcess(creds, tmp_path / "operator.log", env).start()
         plan = yaml.safe_load((ROOT / "examples" / "plan-now.yaml").read_text())
         plan["metadata"] = {"name": plan_name, "namespace": namespace}
@@ -239,7 +242,7 @@ def test_chart_installs_and_its_identities_run_execplanner(kubeconfig: str, name
         uninstall = helm("uninstall", release, "-n", namespace, "--wait", "--timeout", "60s", check=False)
 
     assert uninstall.returncode == 0, uninstall.stderr
-    for kind in ("priorityclasses", "clusterroles", "clusterrolebindings"):
+    for kind in ("priorityclasses", "clusterroles", "clusterrolebindings", "flowschemas"):
         assert not get(kind, "-l", selector)["items"], f"{kind} of {release} left after helm uninstall"
     assert not get("deployments,services,serviceaccounts", "-n", namespace, "-l", selector)["items"]
     for name in CRDS:  # helm keeps the CRDs (and so every plan in the cluster)

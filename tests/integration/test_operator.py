@@ -30,7 +30,7 @@ from kubernetes import client, config
 from kubernetes.utils.quantity import parse_quantity
 
 from . import cluster_env
-from .conftest import kubectl, wait_until
+from .conftest import kubectl, priority_level_of, wait_until
 from .operator_fixture import HOLD_LEAD_SECONDS, OFFER_EXPIRY_SECONDS, SA_USER, OperatorProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
@@ -574,6 +574,16 @@ def kubectl_as(kubeconfig: str, *args: str) -> subprocess.CompletedProcess:
 
 # ---------------------------------------------------------------------------------------
 # Tests
+
+def test_operator_requests_are_at_workload_high(operator_kubeconfig):
+    """deploy/operator-flowschema.yaml files the operator's requests under workload-high, where
+    Kubernetes puts its own controllers, not under workload-low with every other ServiceAccount
+    (a burst of users' creates would hold up its bookings: docs/performance.md)."""
+    want = ("execplanner-operator", "workload-high")  # (the API server takes up a new FlowSchema in a moment)
+    wait_until(lambda: priority_level_of(operator_kubeconfig) == want, timeout=15,
+               what=f"the operator's requests to be filed under {want}")
+    assert priority_level_of(operator_kubeconfig) == want
+
 
 def test_operator_service_account_is_restricted(operator, operator_kubeconfig, namespace):
     """The operator runs with deploy/operator-rbac.yaml's ServiceAccount: pods, and of Secrets

@@ -43,7 +43,7 @@ NON_DEFAULT = {
                  "waiterImage": "registry.example.org/busybox:1.36", "healthPort": 9090,
                  "notebookImage": "registry.example.org/jupyter/base-notebook:1",
                  "taskTolerations": [{"key": "batch", "operator": "Exists", "effect": "NoSchedule"}],
-                 "logLevel": "DEBUG", "resources": {"requests": {"cpu": "1", "memory": "1Gi"}}},
+                 "logLevel": "DEBUG", "priorityLevel": "", "resources": {"requests": {"cpu": "1", "memory": "1Gi"}}},
     "planner": {"replicas": 3, "port": 9000, "publicUrl": "https://planner.example.org",
                 "identity": {"jwtIssuer": "https://login.example.org", "jwtAudience": "xp",
                              "jwksUrl": "https://login.example.org/jwks", "jwtUserClaim": "email",
@@ -284,6 +284,20 @@ def test_rbac_is_deploys_with_the_release_names(helm: str, tmp_path: Path, compo
     assert not find(docs, "Namespace")
 
 
+def test_operator_flow_schema_is_deploys_with_the_release_names(helm: str, tmp_path: Path):
+    """deploy/operator-flowschema.yaml puts the operator's requests at a priority level: the chart
+    renders it with the release's ServiceAccount, at operator.priorityLevel, or not at all."""
+    source = yaml.safe_load((ROOT / "deploy" / "operator-flowschema.yaml").read_text())
+    sa = {"name": f"{RELEASE}-execplanner-operator", "namespace": NAMESPACE}
+    out = one(render(helm, tmp_path), "FlowSchema", sa["name"])
+    assert out["spec"] == {**source["spec"], "rules": [
+        {**rule, "subjects": [{"kind": "ServiceAccount", "serviceAccount": sa}]} for rule in source["spec"]["rules"]]}
+    assert out["spec"]["priorityLevelConfiguration"] == {"name": "workload-high"}
+    other = one(render(helm, tmp_path, {"operator": {"priorityLevel": "global-default"}}), "FlowSchema", sa["name"])
+    assert other["spec"]["priorityLevelConfiguration"] == {"name": "global-default"}
+    assert not find(render(helm, tmp_path, NON_DEFAULT), "FlowSchema")
+
+
 # The most the planner service may ever be granted: read cluster state, read task logs, make a
 # user's namespace, and handle plans and runs for users (never their status, never Secrets).
 PLANNER_ENVELOPE = {
@@ -354,7 +368,7 @@ def test_package_carries_the_linked_files(helm: str, tmp_path: Path):
         packed = {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
     for path in sorted((ROOT / "crds").glob("*.yaml")):
         assert packed[f"execplanner/crds/{path.name}"] == path.read_bytes()
-    for name in ("operator-rbac.yaml", "planner-rbac.yaml", "priorityclasses.yaml"):
+    for name in ("operator-rbac.yaml", "operator-flowschema.yaml", "planner-rbac.yaml", "priorityclasses.yaml"):
         assert packed[f"execplanner/files/{name}"] == (ROOT / "deploy" / name).read_bytes()
     assert "execplanner/values.schema.json" in packed and "execplanner/templates/NOTES.txt" in packed
 
