@@ -9,9 +9,12 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
+from pathlib import Path
 
-from kubernetes import client, watch
+from kubernetes import client, config, watch
 from prometheus_client.parser import text_string_to_metric_families
+
+from execplanner import localrun
 
 
 def pct(values: list[float], q: float) -> float | None:
@@ -208,3 +211,44 @@ def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()  # after the command's name, which may hold spaces
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
+# The benchmarks' users: a ServiceAccount that may create and remove plans and Jobs. Never the
+# admin's certificate: system:masters is exempt from API Priority and Fairness, which no
+# user's requests are, so a flood of creates made as admin would meet no limit at all.
+BENCH_USER = ("default", "execplanner-bench-user")
+_USER_RBAC = """apiVersion: v1
+kind: ServiceAccount
+metadata: {{name: {name}, namespace: {namespace}}}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {{name: {name}}}
+rules:
+  - apiGroups: [execplanner.io]
+    resources: [executionplans]
+    verbs: [get, list, watch, create, delete]
+  - apiGroups: [batch]
+    resources: [jobs]
+    verbs: [get, list, watch, create, delete]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {{name: {name}}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: {name}}}
+subjects: [{{kind: ServiceAccount, name: {name}, namespace: {namespace}}}]
+"""
+
+
+def user_api(directory: Path) -> client.ApiClient:
+    """A client that acts as the benchmarks' user (BENCH_USER, made if missing)."""
+    namespace, name = BENCH_USER
+    localrun.kubectl("apply", "-f", "-", input=_USER_RBAC.format(namespace=namespace, name=name))
+    return config.new_client_from_config(
+        config_file=str(localrun.service_account_kubeconfig(directory, namespace, name)))
+
+
+def remove_user() -> None:
+    namespace, name = BENCH_USER
+    localrun.kubectl("delete", "--ignore-not-found", "clusterrolebinding,clusterrole", name)
+    localrun.kubectl("delete", "--ignore-not-found", "-n", namespace, "serviceaccount", name)

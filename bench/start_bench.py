@@ -25,6 +25,11 @@ on stdout; progress on stderr.
   plan, created once the operator answers again, seen with status.booking
   (restart_to_first_booking_s).
 
+Every Job and plan is created as a user would create it: a ServiceAccount of its own
+(benchlib.BENCH_USER), whose requests API Priority and Fairness queues with everyone else's
+(admin's, system:masters, are exempt from it). The creates then wait their turn when the API
+server is busy, behind the controllers' writes (the operator's among them: deploy/operator-flowschema.yaml).
+
 API writes per part: kube-apiserver's apiserver_request_total for POST, PUT, PATCH, DELETE,
 APPLY and DELETECOLLECTION, whoever wrote, by resource[/subresource], read before the part and
 after its objects are gone; each part waits for its tasks to complete (10 s on kwok) before
@@ -63,7 +68,7 @@ from pathlib import Path
 from kubernetes import client, config
 
 from benchlib import (PodTimes, apiserver_writes, counter_diff, cpu_seconds, follow, fresh_namespace, iso,
-                      make_nodes, pct, teardown, wait_gone)
+                      make_nodes, pct, remove_user, teardown, user_api, wait_gone)
 from execplanner import localrun
 from execplanner.engine import parse_instant
 from floor_bench import job as floor_job  # the Jobs' shape
@@ -110,9 +115,10 @@ class Bench:
     def __init__(self) -> None:
         self.api = config.new_client_from_config(config_file=localrun.cluster().kubeconfig)
         self.core, self.custom = client.CoreV1Api(self.api), client.CustomObjectsApi(self.api)
-        self.batch = client.BatchV1Api(self.api)
-        self.op = localrun.operator(Path(tempfile.mkdtemp(prefix="execplanner-bench-start-")),
-                                    EXECPLANNER_HOLD_LEAD_SECONDS=LEAD)  # installs CRDs, PriorityClasses, RBAC
+        work = Path(tempfile.mkdtemp(prefix="execplanner-bench-start-"))
+        self.op = localrun.operator(work, EXECPLANNER_HOLD_LEAD_SECONDS=LEAD)  # installs CRDs, PriorityClasses, RBAC
+        user = user_api(work)  # the Jobs and plans are created as a user would (benchlib.BENCH_USER)
+        self.user_custom, self.user_batch = client.CustomObjectsApi(user), client.BatchV1Api(user)
         self.nodes: list[str] = []
         self.namespaces: list[str] = []  # made and not yet cleared
         self.missing: list[str] = []
@@ -172,7 +178,8 @@ class Bench:
 
         def create(body: dict) -> None:
             sent[body["metadata"]["name"]] = time.time()
-            self.custom.create_namespaced_custom_object(GROUP, VERSION, body["metadata"]["namespace"], PLURAL, body)
+            self.user_custom.create_namespaced_custom_object(GROUP, VERSION, body["metadata"]["namespace"], PLURAL,
+                                                             body)
         with ThreadPoolExecutor(CLIENTS) as pool:
             list(pool.map(create, bodies))
         return sent
@@ -219,7 +226,7 @@ class Bench:
             body = floor_job(i, self.nodes[i % len(self.nodes)])
             body["metadata"]["namespace"] = ns
             created[body["metadata"]["name"]] = time.time()
-            self.batch.create_namespaced_job(ns, body)
+            self.user_batch.create_namespaced_job(ns, body)
         with ThreadPoolExecutor(CLIENTS) as pool:
             list(pool.map(create, range(N)))
         create_s = time.time() - t0
@@ -448,8 +455,9 @@ class Bench:
             self.op.stop()
             try:
                 self.core.delete_collection_node(label_selector=f"{LABEL}=true")
+                remove_user()
             except Exception as e:  # noqa: BLE001
-                say(f"clean-up: deleting the nodes failed: {e}")
+                say(f"clean-up: deleting the nodes or the user failed: {e}")
         print(json.dumps(self.summary()), flush=True)
         if self.missing:
             say("not every part ran to the end: " + "; ".join(self.missing))

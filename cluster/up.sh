@@ -86,6 +86,11 @@ start etcd "$etcd_cmd" --name execplanner --data-dir "$etcd_data" \
   --unsafe-no-fsync --log-level warn
 wait_for etcd 30 curl -sf "http://127.0.0.1:$ETCD_PORT/health"
 
+# 100 requests at once (60 + 40), shared out by API Priority and Fairness: on 2 cores more
+# only divides the CPU finer, and the watch caches (one goroutine per resource) then fall
+# seconds behind the writes they relay. Beyond its share a flood of creates waits in its
+# queues, and the controllers' writes (workload-high: deploy/operator-flowschema.yaml puts
+# the operator there too) go ahead of it (docs/performance.md, "A burst of creates").
 start kube-apiserver "$k8s_bin/kube-apiserver" \
   --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
   --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$APISERVER_PORT" \
@@ -94,7 +99,7 @@ start kube-apiserver "$k8s_bin/kube-apiserver" \
   --service-account-issuer https://kubernetes.default.svc.cluster.local \
   --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
   --service-cluster-ip-range "$SERVICE_CIDR" --allow-privileged=true \
-  --max-requests-inflight 1000 --max-mutating-requests-inflight 500 \
+  --max-requests-inflight 60 --max-mutating-requests-inflight 40 \
   --event-ttl 1h --profiling="$PROFILING"
 wait_for kube-apiserver 90 kc get --raw /readyz
 
