@@ -300,10 +300,14 @@ def _apply_plan(st: State, bodies: dict[str, Mapping[str, Any]], queue: TimerQue
 
 
 def _urgency(st: State, body: Mapping[str, Any] | None) -> int:
-    """0 for plans still to be booked, 1 for the others (an index into STEP_WORKERS)."""
+    """An index into STEP_WORKERS: 0 for plans still to be booked, 1 for booked plans still to
+    be launched, 2 for the rest (recording what their pods did, and cleaning up)."""
     uid = ((body or {}).get("metadata") or {}).get("uid")
     phase = (st.statuses.get(uid) or (body or {}).get("status") or {}).get("phase")
-    return 0 if phase in (None, "Pending", "Offered") else 1
+    if phase in (None, "Pending", "Offered"):
+        return 0
+    seen = st.children.get(uid)
+    return 1 if phase == "Booked" and (seen is None or not seen.launched()) else 2
 
 
 async def _plan_step(st: State, bodies: dict[str, Mapping[str, Any]], uid: str) -> float | None:

@@ -16,10 +16,12 @@ from execplanner.engine import Calendar, Resources
 from .settings import Settings
 from .startdelay import StartDelay
 
-# Steps at once: of plans still to be booked, and of the others (launching pods, recording
-# what the pods did). A burst of starts needs the API server for the pods' own status writes,
-# so the operator's bookkeeping of them takes a smaller share; booking never waits behind it.
-STEP_WORKERS = (48, 16)
+# Steps at once: of plans still to be booked, of booked plans to be launched, and of the
+# others (recording what the pods did: Running, the outcome). Booking never waits behind the
+# rest. A burst of starts needs the API server for the pods' own status writes (a kubelet's,
+# kwok's), so the operator's record of them takes the smallest share: at a start instant its
+# two writes per task would otherwise outnumber the pods' one.
+STEP_WORKERS = (48, 16, 4)
 
 
 @dataclass
@@ -68,6 +70,11 @@ class PlanChildren:
     session_uids: dict[int, str] = field(default_factory=dict)  # their UIDs (the owner of each session's Secret)
     sessions_made: set[int] = field(default_factory=set)  # sessions whose pod, Service, Secret this process made
     sessions_gone: set[int] = field(default_factory=set)  # sessions whose pod was seen deleted
+
+    def launched(self) -> bool:
+        """Whether any of the task's pods (or its chart's release) was made or seen."""
+        return bool(self.task_made or self.task_pod or self.chart_pods or self.chart_jobs or self.release_done
+                    or self.session_pods or self.sessions_made)
 
 
 @dataclass

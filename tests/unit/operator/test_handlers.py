@@ -8,7 +8,7 @@ import kopf
 from execplanner.operator import booking, handlers, plans  # (importing handlers registers them)
 from execplanner.api.plan import PlanSpec
 from execplanner.operator.settings import Settings
-from execplanner.operator.state import State
+from execplanner.operator.state import STEP_WORKERS, State
 from execplanner.engine import Resources
 
 
@@ -91,3 +91,23 @@ def test_a_task_pod_seen_running_is_a_start_up_sample_from_its_own_times():
     handlers._apply_pod(st, "ADDED", _task_pod("Running", "2026-12-01T11:00:09Z", "2026-12-01T11:00:05Z",
                                                "2026-12-01T11:00:10Z", uid="uid-2"))  # made after its start
     assert st.starts.estimate() == 1.5  # the median of 2 and 1
+
+
+def test_each_step_waits_in_the_line_of_what_it_does():
+    """Booking first (0), then launching booked plans (1), then recording what their pods did
+    (2): each line has its own workers (state.STEP_WORKERS), the last the fewest."""
+    st = State.new(Settings())
+
+    def plan(uid, phase=None):
+        return {"metadata": {"uid": uid}, "status": {"phase": phase} if phase else {}}
+    assert handlers._urgency(st, plan("a")) == 0
+    assert handlers._urgency(st, plan("a", "Offered")) == 0
+    assert handlers._urgency(st, plan("b", "Booked")) == 1
+    st.of("b").task_made = True  # its pod was made (the watch has not shown it yet)
+    assert handlers._urgency(st, plan("b", "Booked")) == 2
+    assert handlers._urgency(st, plan("c", "Booked")) == 1
+    st.statuses["c"] = {"phase": "Running"}  # what the operator last wrote wins over the event's
+    assert handlers._urgency(st, plan("c", "Booked")) == 2
+    assert handlers._urgency(st, plan("d", "Completed")) == 2
+    assert handlers._urgency(st, None) == 0
+    assert len(STEP_WORKERS) == 3 and STEP_WORKERS[2] < STEP_WORKERS[1] < STEP_WORKERS[0]
