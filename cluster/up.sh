@@ -83,7 +83,7 @@ start etcd "$etcd_cmd" --name execplanner --data-dir "$etcd_data" \
   --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
   --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
   --initial-cluster "execplanner=http://127.0.0.1:$ETCD_PEER_PORT" --quota-backend-bytes 4294967296 \
-  --unsafe-no-fsync --log-level warn
+  --unsafe-no-fsync --log-level warn --enable-pprof="$PROFILING"
 wait_for etcd 30 curl -sf "http://127.0.0.1:$ETCD_PORT/health"
 
 # 100 requests at once (60 + 40), shared out by API Priority and Fairness: on 2 cores more
