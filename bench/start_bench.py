@@ -453,11 +453,13 @@ class Bench:
             for ns in list(self.namespaces):  # a part that failed half-way
                 teardown(self.core, self.custom, ns, LABEL, self.op, wait_s=120, stop_operator=False, nodes=False)
             self.op.stop()
-            try:
+            def remove_nodes() -> None:
                 self.core.delete_collection_node(label_selector=f"{LABEL}=true")
-                remove_user()
-            except Exception as e:  # noqa: BLE001
-                say(f"clean-up: deleting the nodes or the user failed: {e}")
+            for what, remove in (("the nodes", remove_nodes), ("the user", remove_user)):
+                try:
+                    remove()
+                except Exception as e:  # noqa: BLE001
+                    say(f"clean-up: deleting {what} failed: {e}")
         print(json.dumps(self.summary()), flush=True)
         if self.missing:
             say("not every part ran to the end: " + "; ".join(self.missing))

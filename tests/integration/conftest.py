@@ -91,14 +91,12 @@ def priority_level_of(kubeconfig: str) -> tuple[str, str]:
     """The FlowSchema and priority level (names) the API server's Priority and Fairness files
     a request of `kubeconfig`'s identity under (a list of nodes): every response says so in
     its headers."""
-    api = config.new_client_from_config(config_file=kubeconfig)
-    try:
+    with config.new_client_from_config(config_file=kubeconfig) as api:
         _, _, headers = client.CoreV1Api(api).list_node_with_http_info(limit=1)
-    finally:
-        api.close()
-    admin = client.FlowcontrolApiserverV1Api(config.new_client_from_config(config_file=cluster_env.kubeconfig_path()))
-    by_uid = {o.metadata.uid: o.metadata.name for o in admin.list_flow_schema().items}
-    levels = {o.metadata.uid: o.metadata.name for o in admin.list_priority_level_configuration().items}
+    with config.new_client_from_config(config_file=cluster_env.kubeconfig_path()) as api:
+        admin = client.FlowcontrolApiserverV1Api(api)
+        by_uid = {o.metadata.uid: o.metadata.name for o in admin.list_flow_schema().items}
+        levels = {o.metadata.uid: o.metadata.name for o in admin.list_priority_level_configuration().items}
     return (by_uid.get(headers.get("X-Kubernetes-PF-FlowSchema-UID"), "?"),
             levels.get(headers.get("X-Kubernetes-PF-PriorityLevel-UID"), "?"))
 
