@@ -81,7 +81,7 @@ async def _watch(st: State) -> None:
     does the timer queue take its first step, so no decision is made on half the world."""
     bodies: dict[str, Mapping[str, Any]] = {}
     queue = TimerQueue(lambda uid: _plan_step(st, bodies, uid), pools=STEP_WORKERS,
-                       urgency=lambda uid: _urgency(st, bodies.get(uid)))
+                       urgency=lambda uid: _urgency(st, bodies.get(uid)), gates=(None, None, st.burst.wait))
     st.waker = queue.wake
     plans = Informer(kube.api(), f"/apis/{GROUP}/{VERSION}/{kube.PLANS}",
                      lambda type, plan: _apply_plan(st, bodies, queue, type, plan, listing=not plans.synced.is_set()))
@@ -186,6 +186,7 @@ def _apply_pod(st: State, type: str, pod: Mapping[str, Any]) -> None:
             was = seen.task_pod
             seen.task_pod = _task_pod(pod)
             if seen.task_pod.phase == "Running" and (was is None or was.phase != "Running"):
+                st.burst.started()
                 _start_up(st, pod)
     else:
         return

@@ -14,13 +14,15 @@ from dataclasses import dataclass, field
 from execplanner.engine import Calendar, Resources
 
 from .settings import Settings
+from .startburst import StartBurst
 from .startdelay import StartDelay
 
 # Steps at once: of plans still to be booked, of booked plans to be launched, and of the
 # others (recording what the pods did: Running, the outcome). Booking never waits behind the
 # rest. A burst of starts needs the API server for the pods' own status writes (a kubelet's,
-# kwok's), so the operator's record of them takes the smallest share: at a start instant its
-# two writes per task would otherwise outnumber the pods' one.
+# kwok's), so the operator's record of them takes the smallest share, and waits for the burst
+# to pass (startburst.py): at a start instant its two writes per task would otherwise
+# outnumber the pods' one.
 STEP_WORKERS = (48, 16, 4)
 
 
@@ -91,6 +93,7 @@ class State:
     waker: Callable[[str], None] = lambda uid: None  # the timer queue's wake (handlers.startup sets it)
     tasks: list[asyncio.Task] = field(default_factory=list)  # watches, timer queue, housekeeping
     starts: StartDelay = field(default_factory=lambda: StartDelay(STEP_WORKERS[1]))  # when "now" really is
+    burst: StartBurst = field(default_factory=StartBurst)  # task pods starting now: the record waits
 
     @classmethod
     def new(cls, settings: Settings) -> State:

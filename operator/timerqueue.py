@@ -3,8 +3,8 @@
 Each key (a plan's UID) is due at most once: `wake` makes it due now, `at` at a time (the
 earlier of two times wins). Due keys wait in one line per urgency (`urgency(key)`, an index
 into `pools`), each served in order by its own fixed number of workers, so the less urgent
-can neither hold up the more urgent nor flood the API server alongside them; a key is never
-stepped twice at once (woken while running, it runs again right after). A step returns the
+can neither hold up the more urgent nor flood the API server alongside them, and a line may
+have a gate its workers wait at before they take a key; a key is never stepped twice at once (woken while running, it runs again right after). A step returns the
 seconds until it wants to run again, or None for never; one that raises runs again after a
 back-off. Waiting keys cost a heap entry each and no CPU, which is what lets 10,000 plans
 booked ahead sit idle.
@@ -20,12 +20,14 @@ from collections.abc import Awaitable, Callable
 log = logging.getLogger("execplanner.operator.timerqueue")
 
 Step = Callable[[str], Awaitable[float | None]]
+Gate = Callable[[], Awaitable[None]]
 
 
 class TimerQueue:
     def __init__(self, step: Step, pools: tuple[int, ...] = (64,), clock: Callable[[], float] = time.monotonic,
-                 urgency: Callable[[str], int] = lambda key: 0) -> None:
+                 urgency: Callable[[str], int] = lambda key: 0, gates: tuple[Gate | None, ...] = ()) -> None:
         self.step, self.pools, self.clock, self.urgency = step, pools, clock, urgency
+        self.gates = gates + (None,) * (len(pools) - len(gates))  # per line; None: no gate
         self._due: dict[str, float] = {}         # key -> when it is due (the earliest asked for)
         self._heap: list[tuple[float, str]] = []  # (when, key); stale entries are skipped
         self._ready: list[asyncio.Queue[str]] = [asyncio.Queue() for _ in pools]
@@ -68,8 +70,8 @@ class TimerQueue:
     async def run(self) -> None:
         """The clock and the workers, until cancelled."""
         tasks = [asyncio.ensure_future(self._clock())]
-        tasks += [asyncio.ensure_future(self._work(line)) for line, n in zip(self._ready, self.pools)
-                  for _ in range(n)]
+        tasks += [asyncio.ensure_future(self._work(line, gate))
+                  for line, gate, n in zip(self._ready, self.gates, self.pools) for _ in range(n)]
         try:
             await asyncio.gather(*tasks)
         finally:
@@ -90,9 +92,11 @@ class TimerQueue:
             except asyncio.TimeoutError:
                 pass
 
-    async def _work(self, line: asyncio.Queue[str]) -> None:
+    async def _work(self, line: asyncio.Queue[str], gate: Gate | None) -> None:
         while True:
             key = await line.get()
+            if gate is not None:
+                await gate()  # (the key counts as queued meanwhile: a wake does not queue it twice)
             self._queued.discard(key)
             self._running.add(key)
             try:

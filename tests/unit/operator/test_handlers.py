@@ -83,10 +83,11 @@ def test_a_task_pod_seen_running_is_a_start_up_sample_from_its_own_times():
     # the pod: how late the operator's watch saw it does not count.
     st = State.new(Settings())
     handlers._apply_pod(st, "ADDED", _task_pod("Pending", "2026-12-01T10:00:00Z", "2026-12-01T10:00:05Z", None))
-    assert st.starts.estimate() == 0.0
+    assert st.starts.estimate() == 0.0 and st.burst.hold() == 0.0
     running = _task_pod("Running", "2026-12-01T10:00:00Z", "2026-12-01T10:00:05Z", "2026-12-01T10:00:07Z")
     handlers._apply_pod(st, "MODIFIED", running)
     assert st.starts.estimate() == 2.0
+    assert st.burst.hold() > 0, "a start seen: the record of starts waits for the burst to pass"
     handlers._apply_pod(st, "MODIFIED", running)  # the same start seen again: no second sample
     handlers._apply_pod(st, "ADDED", _task_pod("Running", "2026-12-01T11:00:09Z", "2026-12-01T11:00:05Z",
                                                "2026-12-01T11:00:10Z", uid="uid-2"))  # made after its start

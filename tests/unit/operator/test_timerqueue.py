@@ -119,3 +119,29 @@ async def test_each_urgency_has_its_own_workers():
     assert most == {"new": 3, "old": 1}, "the less urgent took more than their share"
     assert order.index("new-5") < order.index("old-3"), "the urgent waited behind the others"
     assert [k for k in order if k.startswith("old")] == [f"old-{i}" for i in range(6)]
+
+
+async def test_a_gated_line_waits_at_its_gate_and_the_others_do_not():
+    order: list[str] = []
+    opened = asyncio.Event()
+
+    async def step(key: str):
+        order.append(key)
+        return None
+
+    async def gate():
+        await opened.wait()
+
+    queue = TimerQueue(step, pools=(2, 2), urgency=lambda key: 0 if key.startswith("book") else 1,
+                       gates=(None, gate))
+    for i in range(3):
+        queue.wake(f"record-{i}")
+        queue.wake(f"book-{i}")
+    task = asyncio.ensure_future(queue.run())
+    await asyncio.sleep(0.1)
+    assert order == ["book-0", "book-1", "book-2"]
+    queue.wake("record-0")  # already queued (held at the gate): not queued twice
+    opened.set()
+    await asyncio.sleep(0.1)
+    task.cancel()
+    assert sorted(order[3:]) == ["record-0", "record-1", "record-2"]
