@@ -16,7 +16,9 @@ on stdout; progress on stderr.
   plan seen booked): each rate over its own span, both seen by the same watch, so its lag
   (an API server under load delivers events late, and the watch shares this process with the
   creating threads) is in both; create_calls_per_s = N / (last create call returned - first
-  sent) is the clients' view. Also create -> booked p50/p99, create -> Running p99.
+  sent) is the clients' view. Also create -> booked p50/p99, create -> Running p99, and
+  lateness p50/p99 (task pod first seen Running - its booked start, which is a whole second:
+  the booked start is when the operator said it would run).
 - idle (IDLE plans; 0 skips it): plans written already Booked, as bench-planner writes them
   (the plan, then a Booked status on a bench node; starts spread 1-3 h ahead, never more than
   a node's cores at once), the operator started on them; once it is healthy (kopf's start-up
@@ -298,7 +300,7 @@ class Bench:
         before, cpu0 = apiserver_writes(self.api), cpu_seconds(self.op.pid)
         ns = self.namespace("asap")
         stop = threading.Event()
-        booked, _, completed = self.watch_plans(stop, ns)
+        booked, starts, completed = self.watch_plans(stop, ns)
         pods = self.watch_tasks(stop, ns)
         time.sleep(1)
         say(f"asap: {N} plans from {CLIENTS} threads")
@@ -316,6 +318,7 @@ class Bench:
             f"the creates took {created_span:.2f}s")
         to_booked = [booked[n] - created[n] for n in booked if n in created]
         to_running = [pods.running[n] - created[n] for n in pods.running if n in created]
+        late = [pods.running[n] - starts[n] for n in pods.running if n in starts]  # (starts: whole seconds)
         say(f"asap: {len(booked)} booked, {len(pods.running)}/{N} Running, {len(completed)} Completed; clearing")
         self.clear(ns)
         writes, cpu = counter_diff(before, apiserver_writes(self.api)), cpu_seconds(self.op.pid) - cpu0
@@ -330,7 +333,8 @@ class Bench:
                    "create_calls_per_s": round(N / max(created_span, 1e-3), 1),
                    "booked_to_created": round(booked_per_s / created_per_s, 2) if booked_per_s else None,
                    "create_to_booked_p50_s": pct(to_booked, 0.5), "create_to_booked_p99_s": pct(to_booked, 0.99),
-                   "create_to_running_p99_s": pct(to_running, 0.99), "operator_cpu_s": round(cpu, 2),
+                   "create_to_running_p99_s": pct(to_running, 0.99),
+                   "lateness_p50_s": pct(late, 0.5), "lateness_p99_s": pct(late, 0.99), "operator_cpu_s": round(cpu, 2),
                    "writes_per_plan": round(non_lease(writes) / N, 2), "writes_by_resource": per(writes, N)})
 
     def idle(self) -> None:

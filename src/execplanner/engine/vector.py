@@ -29,6 +29,7 @@ from .timeline import RESOURCES, Timeline
 FIRST_SPAN = 64  # nodes in the first range a search looks at (see NodeArrays.spans)
 SPAN = 1 << 35  # seconds per node in `keys` (beyond the year 3000); nodes up to 2**18
 CAP = (1 << 62) - 1  # larger quantities are unlimited for any question asked
+SPLICE_MAX = 16  # more nodes' timelines changed than this: build the arrays anew
 
 
 def _ints(values: Sequence[int]) -> np.ndarray:
@@ -53,38 +54,71 @@ class NodeArrays:
     def __init__(self, nodes: Sequence[NodeState], by_order: dict[str, Any] | None = None) -> None:
         """`by_order`: what depends on the nodes and their order alone (their free capacity
         outside bookings, their names' ranks, filter masks), shared by every NodeArrays built
-        for that order, so that a booking's rebuild redoes only the timelines."""
+        for that order, so that a booking's rebuild redoes only the timelines (`updated`)."""
         self.nodes = list(nodes)
         n = len(self.nodes)
-        by_order = {} if by_order is None else by_order
-        parts = [timeline_arrays(node.timeline) for node in self.nodes]
-        lengths = np.fromiter((len(p[0]) for p in parts), np.int64, n)
-        self.seg_end = np.cumsum(lengths)
-        self.seg_start = self.seg_end - lengths
-        self.times = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int64)
-        self.node_of = np.repeat(np.arange(n, dtype=np.int64), lengths)
-        self.keys = self.node_of * SPAN + self.times
+        self._by_order = by_order = {} if by_order is None else by_order
+        self._parts = parts = [timeline_arrays(node.timeline) for node in self.nodes]
         if "free" not in by_order:
             by_order["free"] = _ints([v for node in self.nodes for v in node.free]).reshape(n, RESOURCES).T.copy()
         self.free = by_order["free"]
+        self.times = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int64)
         self.peak = np.stack([p[2] for p in parts], axis=1) if parts else np.zeros((RESOURCES, 0), np.int64)
+        lengths = np.fromiter((len(p[0]) for p in parts), np.int64, n)
+        node_of = np.repeat(np.arange(n, dtype=np.int64), lengths)
         # What is left per segment: the node's free capacity minus the segment's usage. One
         # column past the end, as reduceat may be given the index len(times).
         cols = np.concatenate([p[1] for p in parts] + [np.zeros((RESOURCES, 1), np.int64)], axis=1)
-        self.slack = np.concatenate([self.free[:, self.node_of], np.zeros((RESOURCES, 1), np.int64)], axis=1) - cols
-        self.booked_rows = [r for r in range(RESOURCES) if n and self.peak[r].max() > 0]
-        # Per resource, the least any node has left at its busiest: a need above it may end a run.
-        self.least_slack = (self.free - self.peak).min(axis=1) if n else np.zeros(RESOURCES, np.int64)
+        self.slack = np.concatenate([self.free[:, node_of], np.zeros((RESOURCES, 1), np.int64)], axis=1) - cols
         if "name_rank" not in by_order:
             order = sorted(range(n), key=lambda p: self.nodes[p].name)
             by_order["name_rank"] = np.empty(n, np.int64)
             by_order["name_rank"][order] = np.arange(n)
-        self.name_rank = by_order["name_rank"]
-        self._filters: dict[PodFilter, np.ndarray] = by_order.setdefault("masks", {})
+        self._index(lengths, node_of)
+
+    def _index(self, lengths: np.ndarray, node_of: np.ndarray | None = None) -> None:
+        """What follows from times, slack, peak and each node's number of segments."""
+        n = len(self.nodes)
+        self.lengths = lengths
+        self.seg_end = np.cumsum(lengths)
+        self.seg_start = self.seg_end - lengths
+        self.node_of = np.repeat(np.arange(n, dtype=np.int64), lengths) if node_of is None else node_of
+        self.keys = self.node_of * SPAN + self.times
+        self.booked_rows = [r for r in range(RESOURCES) if n and self.peak[r].max() > 0]
+        # Per resource, the least any node has left at its busiest: a need above it may end a run.
+        self.least_slack = (self.free - self.peak).min(axis=1) if n else np.zeros(RESOURCES, np.int64)
+        self.name_rank = self._by_order["name_rank"]
+        self._filters: dict[PodFilter, np.ndarray] = self._by_order.setdefault("masks", {})
         # Answers for one interval are asked again and again (most questions start "now"):
         # kept until the calendar changes, which drops these arrays altogether.
         self._free_over: dict[tuple[int, int, int, int], np.ndarray] = {}
         self._too_full: dict[tuple[int, ...], np.ndarray] = {}
+
+    def updated(self) -> NodeArrays:
+        """These arrays after a change of the calendar that kept its nodes, their order and
+        free capacity (a booking's: `by_order` still holds): the timelines that changed since
+        (each Timeline drops its cached arrays when it changes) are spliced in, a few numpy
+        calls each instead of a rebuild's work per node. In a burst of bookings that work
+        was a sixth of the operator's CPU."""
+        changed = [p for p, (node, part) in enumerate(zip(self.nodes, self._parts)) if node.timeline.arrays is not part]
+        if not changed:
+            return self
+        if len(changed) > SPLICE_MAX:
+            return NodeArrays(self.nodes, self._by_order)
+        new = object.__new__(NodeArrays)
+        new.nodes, new._by_order, new.free = self.nodes, self._by_order, self.free
+        new._parts = parts = list(self._parts)
+        times, slack, peak, lengths = self.times, self.slack, self.peak.copy(), self.lengths.copy()
+        for p in reversed(changed):  # from the end: the segments before p keep their places
+            parts[p] = t, cols, top = timeline_arrays(self.nodes[p].timeline)
+            a, b = int(self.seg_start[p]), int(self.seg_end[p])
+            times = np.concatenate([times[:a], t, times[b:]])
+            slack = np.concatenate([slack[:, :a], self.free[:, p:p + 1] - cols, slack[:, b:]], axis=1)
+            peak[:, p] = top
+            lengths[p] = len(t)
+        new.times, new.slack, new.peak = times, slack, peak
+        new._index(lengths)
+        return new
 
     def spans(self, descending: bool = False) -> Iterator[tuple[int, int]]:
         """Position ranges [lo, hi) covering every node, smallest first (64 nodes, then doubling),
@@ -167,8 +201,11 @@ class NodeArrays:
 
 
 def node_arrays(cap: Capacity) -> NodeArrays:
-    """The schedulable nodes' calendars as arrays, built at most once between changes."""
+    """The schedulable nodes' calendars as arrays, made at most once between changes: the last
+    ones updated while the nodes and their order stand (cap.node_derived), else built anew."""
     arrays = cap.derived.get("arrays")
     if arrays is None:
-        arrays = cap.derived["arrays"] = NodeArrays(cap.by_cpu, cap.node_derived)
+        last = cap.node_derived.get("arrays")
+        arrays = last.updated() if last is not None else NodeArrays(cap.by_cpu, cap.node_derived)
+        cap.derived["arrays"] = cap.node_derived["arrays"] = arrays
     return arrays

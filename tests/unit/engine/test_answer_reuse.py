@@ -85,3 +85,26 @@ def test_what_depends_on_the_nodes_alone_survives_a_booking_but_not_a_node_chang
     assert sorted(after_pod.free[0]) == [7000, 8000, 8000]
     cal.set_node("n2", NODE, {"zone": "b"})
     assert node_arrays(cal).passing(flt).sum() == 2
+
+
+def test_arrays_after_bookings_are_spliced_and_equal_a_fresh_build():
+    # Bookings change timelines only: node_arrays copies the changed nodes' segments into the
+    # last arrays (NodeArrays.updated) instead of building them anew, and the result is the same.
+    import numpy as np
+
+    from execplanner.engine.vector import NodeArrays, node_arrays
+    cal = Calendar()
+    for i in range(6):
+        cal.set_node(f"n{i}", NODE, {"zone": "a"})
+    first = node_arrays(cal)
+    cal.book("b1", "ns", (("n1", Resources(2000, 2**30, 0, 0, 1)),), 100, 200)
+    cal.book("b2", "ns", (("n4", Resources(1000, 2**30, 0, 0, 1)),), 150, 400)
+    cal.book("b3", "ns", (("n4", Resources(3000, 2**30, 0, 0, 1)),), 50, 120)
+    spliced = node_arrays(cal)
+    assert spliced is not first and spliced.free is first.free
+    fresh = NodeArrays(cal.by_cpu)
+    for field in ("times", "slack", "peak", "lengths", "seg_start", "seg_end", "node_of", "keys", "least_slack"):
+        assert np.array_equal(getattr(spliced, field), getattr(fresh, field)), field
+    assert spliced.booked_rows == fresh.booked_rows
+    cal.set_quota("ns", Resources(64000, 2**40, 0, 0, 100))  # no timeline changed: the same arrays
+    assert node_arrays(cal) is spliced
