@@ -6,13 +6,7 @@ import pytest
 
 from execplanner.operator.startburst import MAX_HOLD_S, QUIET_S, StartBurst
 
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def __call__(self) -> float:
-        return self.t
+from .handclock import Clock
 
 
 def test_no_start_seen_holds_nothing():

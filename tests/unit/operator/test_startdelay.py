@@ -3,13 +3,7 @@ import pytest
 
 from execplanner.operator.startdelay import MAX_DELAY_S, StartDelay
 
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def __call__(self) -> float:
-        return self.t
+from .handclock import Clock
 
 
 def test_nothing_measured_and_nothing_waiting_is_now():
