@@ -10,8 +10,8 @@ Layout: the schedulable nodes in `Capacity.by_cpu` order (position p); node p's 
 occupies [seg_start[p], seg_end[p]) of `times` and `slack` (one row per resource: the
 node's free capacity minus the segment's usage), and `keys` = p * SPAN + time sorts the
 whole thing, so one searchsorted finds every node's segment at an instant. The arrays are
-a read-only copy: the calendar drops them whenever a node, a pod or a booking changes
-(node_arrays). offers.size_at / offers.longest say what is searched; this module only
+a read-only copy: the calendar drops them whenever a node, a pod or a booking changes, and
+node_arrays makes them again (after a booking, from the last ones: NodeArrays.updated). offers.size_at / offers.longest say what is searched; this module only
 computes it, and tests/unit/engine/reference.py holds the plain loops it must agree with.
 """
 from __future__ import annotations
@@ -99,7 +99,7 @@ class NodeArrays:
         free capacity (a booking's: `by_order` still holds): the timelines that changed since
         (each Timeline drops its cached arrays when it changes) are spliced in, a few numpy
         calls each instead of a rebuild's work per node. In a burst of bookings that work
-        was a sixth of the operator's CPU."""
+        was 15 % of the operator's busy time."""
         changed = [p for p, (node, part) in enumerate(zip(self.nodes, self._parts)) if node.timeline.arrays is not part]
         if not changed:
             return self
