@@ -6,8 +6,8 @@ into `pools`), each served in order by its own fixed number of workers, so the l
 can neither hold up the more urgent nor flood the API server alongside them; a line may have
 a gate, which its workers pass before each step. A key is never stepped twice at once (woken
 while running, it runs again right after). A step returns the seconds until it wants to run
-again, or None for never; one that raises runs again after a back-off. Waiting keys cost a heap entry each and no CPU, which is what lets 10,000 plans
-booked ahead sit idle.
+again, or None for never; one that raises runs again after a back-off. Waiting keys cost a
+heap entry each and no CPU, which is what lets 10,000 plans booked ahead sit idle.
 """
 from __future__ import annotations
 
