@@ -152,8 +152,9 @@ class Capacity:
         # What searches derived from this state (vector.node_arrays, Calendar.offers' answers),
         # kept until anything changes.
         self.derived: dict[str, Any] = {}
-        # What they derived from the schedulable nodes and their order alone (vector's filter
-        # masks): kept across bookings, dropped whenever a node is indexed again.
+        # What they derived from the schedulable nodes and their order (vector's filter masks,
+        # and the last arrays, which a booking's change updates instead of rebuilding): kept
+        # across bookings, dropped whenever a node is indexed again.
         self.node_derived: dict[str, Any] = {}
 
     def quota_of(self, namespace: str | None) -> Resources | None:
