@@ -280,14 +280,16 @@ def _apply_quota(st: State, quota: Mapping[str, Any], deleted: bool = False) -> 
 def _apply_plan(st: State, bodies: dict[str, Mapping[str, Any]], queue: TimerQueue, type: str,
                 plan: Mapping[str, Any], listing: bool = False) -> None:
     """Keep the plan's latest body for its next step, and wake it. A plan marked for deletion,
-    or gone while it still holds something, is released in a step of its own. In the first
-    `listing`, its booking or holds go into the calendar (as its status has them)."""
+    or gone, gives its capacity back at once; the rest of its cleanup is a step of its own. In
+    the first `listing`, its booking or holds go into the calendar (as its status has them)."""
     uid = plan["metadata"]["uid"]
     if listing:
         try:
             booking.restore(st.calendar, uid, plan["metadata"]["namespace"], plan.get("status") or {})
         except Conflict as e:
             st.note_revoked([uid], f"cannot be held after a restart: {e}")
+    if type == "DELETED" or plan["metadata"].get("deletionTimestamp"):
+        plans.release(plan, st)
     if type == "DELETED":
         bodies.pop(uid, None)
         queue.forget(uid)

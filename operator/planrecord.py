@@ -14,7 +14,7 @@ from typing import Any
 
 from execplanner.engine import format_instant, parse_instant
 
-from . import kube
+from . import booking, kube
 from .state import State
 
 # Events are named after the phase entered (what people filter on); the condition keeps the
@@ -84,8 +84,10 @@ class Plan:
             status["conditions"] = _condition(self.status.get("conditions") or [], ctype, cstatus, reason, message,
                                               self.generation)
         written = await kube.patch_status(kube.PLANS, self.namespace, self.name, status)
-        if written is None:
-            return  # the plan is gone; its DELETED event releases what it held
+        if written is None:  # the plan is gone: its DELETED event may have come before this step booked
+            offers = [*(self.status.get("offers") or []), *(status.get("offers") or [])]
+            booking.release(self.st.calendar, self.uid, offers)
+            return
         self.status = written.get("status") or {}
         self.st.statuses[self.uid] = self.status
         self.phase = phase

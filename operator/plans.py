@@ -310,12 +310,20 @@ async def _revoked(plan: Plan, spec: PlanSpec, kind: TaskKind, why: str) -> bool
     return True
 
 
+def release(body: Mapping[str, Any], st: State) -> None:
+    """Free what a plan being deleted holds in the calendar (idempotent). The watch does this as
+    soon as it sees the deletion, not in the plan's queued step: a plan booked meanwhile must not
+    find the capacity still taken."""
+    plan = Plan(body, st)
+    booking.release(st.calendar, plan.uid, plan.status.get("offers") or [])
+
+
 async def deleted(body: Mapping[str, Any], st: State) -> None:
     """The plan is being deleted or is gone: release what it holds in the calendar, and what
     the garbage collector cannot remove (a chart's release, behind the plan's finalizer);
     its pods and TaskRun go through their owner references."""
     plan = Plan(body, st)
-    booking.release(st.calendar, plan.uid, plan.status.get("offers") or [])
+    release(body, st)
     if body["metadata"].get("deletionTimestamp"):
         await helmtask.uninstall(plan)  # (a no-op but for a chart task's plan)
         finalizers = body["metadata"].get("finalizers") or []

@@ -9,7 +9,8 @@ from execplanner.operator import booking, handlers, plans  # (importing handlers
 from execplanner.api.plan import PlanSpec
 from execplanner.operator.settings import Settings
 from execplanner.operator.state import STEP_WORKERS, State
-from execplanner.engine import Resources
+from execplanner.operator.timerqueue import TimerQueue
+from execplanner.engine import Resources, format_instant
 
 
 def test_every_registered_handler_runs_on_the_event_loop():
@@ -66,6 +67,48 @@ async def test_a_plan_gone_releases_its_booking():
             "metadata": {"name": "p", "namespace": "ns", "uid": "uid-1"}, "status": {"phase": "Booked", "booking": made}}
     await plans.deleted(body, st)
     assert "uid-1" not in st.calendar.bookings
+
+
+async def test_a_deleted_plan_gives_its_capacity_back_before_its_cleanup_step_runs():
+    # Its cleanup step may wait behind others (the record's line is gated during a burst of
+    # starts); a plan booked meanwhile must find the capacity free.
+    st = State.new(Settings())
+    st.calendar.set_node("n0", Resources(8000, 32 << 30, 0, 0, 110))
+    spec = PlanSpec.model_validate({"executable": {"type": "docker-container", "image": "busybox"},
+                                    "resources": {"cores": {"min": 8}, "memory": {"min": "1Gi"}},
+                                    "schedule": {"duration": {"min": "1h"}}})
+    now = int(time.time())
+    queue = TimerQueue(lambda uid: None, pools=(1,))
+    for uid, meta in (("uid-1", {}), ("uid-2", {"deletionTimestamp": "2026-12-01T10:00:00Z"})):
+        made = booking.book_first(st.calendar, uid, "ns", spec, now, [])
+        assert made["start"] == format_instant(now), "the node is free"
+        body = {"metadata": {"name": uid, "namespace": "ns", "uid": uid, **meta},
+                "status": {"phase": "Booked", "booking": made}}
+        st.statuses[uid] = body["status"]
+        handlers._apply_plan(st, {}, queue, "DELETED" if not meta else "MODIFIED", body)
+        assert uid not in st.calendar.bookings
+        again = booking.book_first(st.calendar, f"{uid}-next", "ns", spec, now, [])
+        assert again["start"] == made["start"], "the next whole-node plan is booked now"
+        booking.release(st.calendar, f"{uid}-next")
+
+
+async def test_a_booking_whose_plan_is_gone_when_written_is_released(monkeypatch):
+    # The plan's DELETED event came while its step was booking it: nothing else would free it.
+    from execplanner.operator import kube
+    from execplanner.operator.planrecord import Plan
+
+    async def gone(*_, **__):
+        return None
+    monkeypatch.setattr(kube, "patch_status", gone)
+    st = State.new(Settings())
+    st.calendar.set_node("n0", Resources(8000, 32 << 30, 0, 0, 110))
+    spec = PlanSpec.model_validate({"executable": {"type": "docker-container", "image": "busybox"},
+                                    "resources": {"cores": {"min": 2}, "memory": {"min": "1Gi"}},
+                                    "schedule": {"duration": {"min": "1h"}}})
+    made = booking.book_first(st.calendar, "uid-1", "ns", spec, int(time.time()), [])
+    plan = Plan({"metadata": {"name": "p", "namespace": "ns", "uid": "uid-1"}}, st)
+    await plan.transition("Booked", "Booked", "booked", booking_=made)
+    assert "uid-1" not in st.calendar.bookings and plan.phase == "Pending"
 
 
 def _task_pod(phase: str, created: str, start: str, ran: str | None, uid: str = "uid-1") -> dict:
