@@ -48,7 +48,9 @@ writes_ratio (writes per plan / writes per job, target <= 1.5), booked_per_s aga
 created_per_s (target >= 0.95). Exit 0 only if every part brought all N to Running (and
 booked); otherwise the figures are printed anyway and stderr and "missing" say what lacked.
 Everything it creates (namespaces, plans, nodes) is removed at the end, whatever happens.
-BENCH_PARTS (default floor,window,asap,idle) runs fewer parts, for a closer look at one.
+BENCH_PARTS (default floor,window,asap,idle) runs fewer parts, for a closer look at one;
+BENCH_TIMES=FILE writes the asap part's times per plan (created, first seen, booked, its
+booked start, Running) as JSON.
 
 BENCH_N (500) workloads per part, BENCH_NODES (200), BENCH_LEAD (30: the operator's
 EXECPLANNER_HOLD_LEAD_SECONDS), BENCH_CLIENTS (64), BENCH_IDLE_PLANS (10000).
@@ -83,6 +85,7 @@ CLIENTS = int(os.environ.get("BENCH_CLIENTS", 64))  # threads creating the Jobs 
 IDLE = int(os.environ.get("BENCH_IDLE_PLANS", 10_000))
 # Which parts to run (a diagnostic: the summary's ratios need floor, window and asap together).
 PARTS = os.environ.get("BENCH_PARTS", "floor,window,asap,idle").split(",")
+TIMES = os.environ.get("BENCH_TIMES")  # a file for the asap part's times per plan (a closer look)
 IDLE_SECONDS = 60
 LABEL = "execplanner.io/bench"
 PREFIX = "execplanner-start-"
@@ -275,6 +278,10 @@ class Bench:
         stop.set()
         late = [pods.running[n] - starts[n] for n in pods.running if n in starts]
         ahead = [starts[n] - pods.created[n] for n in pods.created if n in starts]
+        if TIMES:
+            with open(TIMES, "w") as f:
+                json.dump({n: {"created": created.get(n), "appeared": self.appeared.get(n), "booked": booked.get(n),
+                               "start": starts.get(n), "running": pods.running.get(n)} for n in created}, f)
         to_booked = [booked[n] - created[n] for n in booked if n in created]
         at_t = sum(s == t_open for s in starts.values())
         say(f"window: {len(pods.running)}/{N} Running, {completed} Completed; clearing")
@@ -316,6 +323,10 @@ class Bench:
         appeared_span = max(appeared, default=0) - min(appeared, default=0)
         say(f"asap: the watch saw the plans appear over {appeared_span:.2f}s and booked over {booked_span:.2f}s; "
             f"the creates took {created_span:.2f}s")
+        if TIMES:
+            with open(TIMES, "w") as f:
+                json.dump({n: {"created": created.get(n), "appeared": self.appeared.get(n), "booked": booked.get(n),
+                               "start": starts.get(n), "running": pods.running.get(n)} for n in created}, f)
         to_booked = [booked[n] - created[n] for n in booked if n in created]
         to_running = [pods.running[n] - created[n] for n in pods.running if n in created]
         late = [pods.running[n] - starts[n] for n in pods.running if n in starts]  # (starts: whole seconds)
