@@ -89,8 +89,8 @@ wait_for etcd 30 curl -sf "http://127.0.0.1:$ETCD_PORT/health"
 # 100 requests at once (60 + 40), shared out by API Priority and Fairness: on 2 cores more
 # only divides the CPU finer, and the watch caches (one goroutine per resource) then fall
 # seconds behind the writes they relay. Beyond its share a flood of creates waits in its
-# queues, and the controllers' writes (workload-high: deploy/operator-flowschema.yaml puts
-# the operator there too) go ahead of it (docs/performance.md, "A burst of creates").
+# queues, and the controllers' writes (workload-high; the operator's at a level of its own:
+# deploy/operator-flowschema.yaml) go ahead of it (docs/performance.md, "A burst of creates").
 start kube-apiserver "$k8s_bin/kube-apiserver" \
   --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
   --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$APISERVER_PORT" \

@@ -172,9 +172,9 @@ def test_chart_installs_and_its_identities_run_execplanner(kubeconfig: str, name
         if others := other_operators():
             pytest.fail("another execplanner operator runs on this machine and would act on this test's plan "
                         "too; run this test when it has stopped:\n" + "\n".join(others), pytrace=False)
-        # The release's FlowSchema files the operator's requests under workload-high.
-        wait_until(lambda: priority_level_of(str(creds)) == (operator_sa, "workload-high"), timeout=15,
-                   what=f"{operator_sa}'s requests to be filed under workload-high")
+        # The release's FlowSchema files the operator's requests under the release's own level.
+        wait_until(lambda: priority_level_of(str(creds)) == (operator_sa, operator_sa), timeout=15,
+                   what=f"{operator_sa}'s requests to be filed under its own priority level")
         op = OperatorProcess(creds, tmp_path / "operator.log", env).start()
         plan = yaml.safe_load((ROOT / "examples" / "plan-now.yaml").read_text())
         plan["metadata"] = {"name": plan_name, "namespace": namespace}
@@ -242,7 +242,8 @@ def test_chart_installs_and_its_identities_run_execplanner(kubeconfig: str, name
         uninstall = helm("uninstall", release, "-n", namespace, "--wait", "--timeout", "60s", check=False)
 
     assert uninstall.returncode == 0, uninstall.stderr
-    for kind in ("priorityclasses", "clusterroles", "clusterrolebindings", "flowschemas"):
+    for kind in ("priorityclasses", "clusterroles", "clusterrolebindings", "flowschemas",
+                 "prioritylevelconfigurations"):
         assert not get(kind, "-l", selector)["items"], f"{kind} of {release} left after helm uninstall"
     assert not get("deployments,services,serviceaccounts", "-n", namespace, "-l", selector)["items"]
     for name in CRDS:  # helm keeps the CRDs (and so every plan in the cluster)

@@ -285,17 +285,24 @@ def test_rbac_is_deploys_with_the_release_names(helm: str, tmp_path: Path, compo
 
 
 def test_operator_flow_schema_is_deploys_with_the_release_names(helm: str, tmp_path: Path):
-    """deploy/operator-flowschema.yaml puts the operator's requests at a priority level: the chart
-    renders it with the release's ServiceAccount, at operator.priorityLevel, or not at all."""
-    source = yaml.safe_load((ROOT / "deploy" / "operator-flowschema.yaml").read_text())
+    """deploy/operator-flowschema.yaml puts the operator's requests at a priority level of their
+    own: the chart renders the level and the FlowSchema with the release's names, or only the
+    FlowSchema at an existing level (operator.priorityLevel), or neither."""
+    source = {d["kind"]: d for d in yaml.safe_load_all((ROOT / "deploy" / "operator-flowschema.yaml").read_text())}
+    assert source["FlowSchema"]["spec"]["priorityLevelConfiguration"] == {"name": "execplanner-operator"}
+    assert source["PriorityLevelConfiguration"]["spec"]["limited"]["lendablePercent"] == 0
     sa = {"name": f"{RELEASE}-execplanner-operator", "namespace": NAMESPACE}
-    out = one(render(helm, tmp_path), "FlowSchema", sa["name"])
-    assert out["spec"] == {**source["spec"], "rules": [
-        {**rule, "subjects": [{"kind": "ServiceAccount", "serviceAccount": sa}]} for rule in source["spec"]["rules"]]}
-    assert out["spec"]["priorityLevelConfiguration"] == {"name": "workload-high"}
-    other = one(render(helm, tmp_path, {"operator": {"priorityLevel": "global-default"}}), "FlowSchema", sa["name"])
-    assert other["spec"]["priorityLevelConfiguration"] == {"name": "global-default"}
+    docs = render(helm, tmp_path)
+    out = one(docs, "FlowSchema", sa["name"])
+    assert out["spec"] == {**source["FlowSchema"]["spec"], "priorityLevelConfiguration": {"name": sa["name"]},
+                           "rules": [{**rule, "subjects": [{"kind": "ServiceAccount", "serviceAccount": sa}]}
+                                     for rule in source["FlowSchema"]["spec"]["rules"]]}
+    assert one(docs, "PriorityLevelConfiguration", sa["name"])["spec"] == source["PriorityLevelConfiguration"]["spec"]
+    other = render(helm, tmp_path, {"operator": {"priorityLevel": "workload-high"}})
+    assert one(other, "FlowSchema", sa["name"])["spec"]["priorityLevelConfiguration"] == {"name": "workload-high"}
+    assert not find(other, "PriorityLevelConfiguration")
     assert not find(render(helm, tmp_path, NON_DEFAULT), "FlowSchema")
+    assert not find(render(helm, tmp_path, NON_DEFAULT), "PriorityLevelConfiguration")
 
 
 # The most the planner service may ever be granted: read cluster state, read task logs, make a
