@@ -54,13 +54,19 @@ def test_a_refusal_at_start_up_is_not_retried_soon():
     assert handlers.retry_soon(_api_error(404)) is None
 
 
-async def test_a_plan_gone_releases_its_booking():
-    # A plan deleted (no finalizer holds it) is released when its DELETED event is seen.
+def _one_node_and_a_plan(cores: int) -> tuple[State, PlanSpec]:
+    """The operator's state with one 8-core node, and a container plan's spec for `cores`."""
     st = State.new(Settings())
     st.calendar.set_node("n0", Resources(8000, 32 << 30, 0, 0, 110))
     spec = PlanSpec.model_validate({"executable": {"type": "docker-container", "image": "busybox"},
-                                    "resources": {"cores": {"min": 2}, "memory": {"min": "1Gi"}},
+                                    "resources": {"cores": {"min": cores}, "memory": {"min": "1Gi"}},
                                     "schedule": {"duration": {"min": "1h"}}})
+    return st, spec
+
+
+async def test_a_plan_gone_releases_its_booking():
+    # A plan deleted (no finalizer holds it) is released when its DELETED event is seen.
+    st, spec = _one_node_and_a_plan(cores=2)
     made = booking.book_first(st.calendar, "uid-1", "ns", spec, int(time.time()), [])
     assert not isinstance(made, booking.Rejected) and "uid-1" in st.calendar.bookings
     body = {"apiVersion": "execplanner.io/v1alpha1", "kind": "ExecutionPlan",
@@ -72,11 +78,7 @@ async def test_a_plan_gone_releases_its_booking():
 async def test_a_deleted_plan_gives_its_capacity_back_before_its_cleanup_step_runs():
     # Its cleanup step may wait behind others (the record's line is gated during a burst of
     # starts); a plan booked meanwhile must find the capacity free.
-    st = State.new(Settings())
-    st.calendar.set_node("n0", Resources(8000, 32 << 30, 0, 0, 110))
-    spec = PlanSpec.model_validate({"executable": {"type": "docker-container", "image": "busybox"},
-                                    "resources": {"cores": {"min": 8}, "memory": {"min": "1Gi"}},
-                                    "schedule": {"duration": {"min": "1h"}}})
+    st, spec = _one_node_and_a_plan(cores=8)
     now = int(time.time())
     queue = TimerQueue(lambda uid: None, pools=(1,))
     for uid, meta in (("uid-1", {}), ("uid-2", {"deletionTimestamp": "2026-12-01T10:00:00Z"})):
@@ -100,11 +102,7 @@ async def test_a_booking_whose_plan_is_gone_when_written_is_released(monkeypatch
     async def gone(*_, **__):
         return None
     monkeypatch.setattr(kube, "patch_status", gone)
-    st = State.new(Settings())
-    st.calendar.set_node("n0", Resources(8000, 32 << 30, 0, 0, 110))
-    spec = PlanSpec.model_validate({"executable": {"type": "docker-container", "image": "busybox"},
-                                    "resources": {"cores": {"min": 2}, "memory": {"min": "1Gi"}},
-                                    "schedule": {"duration": {"min": "1h"}}})
+    st, spec = _one_node_and_a_plan(cores=2)
     made = booking.book_first(st.calendar, "uid-1", "ns", spec, int(time.time()), [])
     plan = Plan({"metadata": {"name": "p", "namespace": "ns", "uid": "uid-1"}}, st)
     await plan.transition("Booked", "Booked", "booked", booking_=made)
