@@ -293,7 +293,7 @@ def _apply_plan(st: State, bodies: dict[str, Mapping[str, Any]], queue: TimerQue
     if type == "DELETED":
         bodies.pop(uid, None)
         queue.forget(uid)
-        if uid in st.statuses or uid in st.calendar.bookings or uid in st.children:  # (deleted() forgets them)
+        if uid in st.statuses or uid in st.children:  # what deleted() forgets (its booking is released above)
             bodies[uid] = {**plan, "deleted": True}
             queue.wake(uid)
         return
